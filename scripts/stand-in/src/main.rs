@@ -1,0 +1,966 @@
+//! fresco-stand-in: a small program that behaves like the Fresco survey app as far as the
+//! fresco-platform control plane can tell, so development machines and tests (which cannot
+//! pull the real image) can run tenants.
+//!
+//! Contract (see DESIGN.md, "The tenant container (Fresco contract)"):
+//! * `fresco-stand-in` serves. It validates its environment first and exits 1 with a message
+//!   naming the variable when `DATABASE_URL` / `DATABASE_URL_UNPOOLED` is missing or empty,
+//!   when `PUBLIC_URL` is not an http(s) URL with a host, or when `DISABLE_ANALYTICS` is
+//!   something other than `true` / `false`.
+//! * It connects with `DATABASE_URL` (retrying for up to 60 s), creates its tables
+//!   idempotently in the schema named by the Prisma-style `?schema=` parameter (else `public`),
+//!   records `initializedAt` once, waits out `STANDIN_STARTUP_DELAY_MS` (default 1500, counted
+//!   from start; it stands for Fresco's start-up migrations) and only then opens `PORT`
+//!   (default 3000) on `HOSTNAME` (default 0.0.0.0).
+//! * Routes: `GET /signin` 200, `GET /setup` 200, `GET /api/health` 200 when `SELECT 1` works
+//!   (else 503), `GET /` 307 to /signin, anything else 404.
+//! * SIGTERM / SIGINT: exits 0 at once (it is PID 1 in its container, where the default
+//!   disposition of those signals is "ignore", so they are handled explicitly).
+//! * `fresco-stand-in healthcheck`: `GET /api/health` on 127.0.0.1:$PORT, exit 0 on a 200,
+//!   exit 1 otherwise, within 3 s. Meant for the Docker HEALTHCHECK (exec form).
+//!
+//! The binary is linked statically against glibc and runs in a `FROM scratch` image, so it
+//! resolves no host names by itself: give `DATABASE_URL` an IP address. A name is still
+//! tried (through the libc resolver, which may not work in a scratch image).
+//!
+//! It never prints `DATABASE_URL` or a password: only host, port, database and schema.
+
+use std::env;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+
+const DEFAULT_PORT: u16 = 3000;
+const DEFAULT_STARTUP_DELAY_MS: u64 = 1500;
+const DB_RETRY_WINDOW: Duration = Duration::from_secs(60);
+const DB_RETRY_SLEEP: Duration = Duration::from_millis(1000);
+const DB_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+const CLIENT_IO_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// The container runs with a pids limit (100 by default): never spawn more handler threads
+/// than this; excess connections get a 503 from the accept loop.
+const MAX_CONNECTION_THREADS: usize = 32;
+/// URL parameters that Prisma understands and the postgres crate does not (it rejects
+/// unknown options); they are dropped before connecting.
+const PRISMA_ONLY_PARAMS: &[&str] = &[
+    "schema",
+    "connection_limit",
+    "pool_timeout",
+    "pgbouncer",
+    "socket_timeout",
+    "statement_cache_size",
+    "sslaccept",
+    "sslcert",
+    "sslidentity",
+    "sslpassword",
+];
+
+fn main() {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        None => serve(),
+        Some("healthcheck") if args.len() == 1 => healthcheck(),
+        Some("-h") | Some("--help") | Some("help") => {
+            println!("{}", usage());
+            0
+        }
+        Some("-V") | Some("--version") => {
+            println!("fresco-stand-in {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Some(_) => {
+            eprintln!(
+                "fresco-stand-in: unexpected arguments {args:?}\n{}",
+                usage()
+            );
+            2
+        }
+    };
+    process::exit(code);
+}
+
+fn usage() -> &'static str {
+    "usage: fresco-stand-in              serve (configured by environment variables)\n\
+     \x20      fresco-stand-in healthcheck  GET /api/health on 127.0.0.1:$PORT, exit 0 on 200\n\
+     environment: DATABASE_URL, DATABASE_URL_UNPOOLED, PUBLIC_URL (required);\n\
+     \x20            PORT (3000), HOSTNAME (0.0.0.0), DISABLE_ANALYTICS (true|false),\n\
+     \x20            STANDIN_STARTUP_DELAY_MS (1500)"
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------
+
+struct Settings {
+    db: DbUrl,
+    public_url: String,
+    port: u16,
+    bind_ip: IpAddr,
+    startup_delay: Duration,
+}
+
+/// Exit-1 configuration error; the message names the variable and never holds a secret.
+struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn required_var(name: &str) -> Result<String, ConfigError> {
+    match env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        Ok(_) => Err(ConfigError(format!(
+            "{name} is set but empty; it is required"
+        ))),
+        Err(env::VarError::NotPresent) => {
+            Err(ConfigError(format!("{name} is not set; it is required")))
+        }
+        Err(env::VarError::NotUnicode(_)) => Err(ConfigError(format!("{name} is not valid UTF-8"))),
+    }
+}
+
+fn optional_var(name: &str) -> Result<Option<String>, ConfigError> {
+    match env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(env::VarError::NotUnicode(_)) => Err(ConfigError(format!("{name} is not valid UTF-8"))),
+    }
+}
+
+fn port_from_env() -> Result<u16, ConfigError> {
+    match optional_var("PORT")? {
+        None => Ok(DEFAULT_PORT),
+        Some(v) if v.trim().is_empty() => Ok(DEFAULT_PORT),
+        Some(v) => match v.trim().parse::<u16>() {
+            Ok(p) if p != 0 => Ok(p),
+            _ => Err(ConfigError(format!(
+                "PORT must be a TCP port number between 1 and 65535, got {v:?}"
+            ))),
+        },
+    }
+}
+
+fn load_settings() -> Result<Settings, ConfigError> {
+    let database_url = required_var("DATABASE_URL")?;
+    // Only its presence matters here (Fresco uses it for migrations, outside a pooler).
+    required_var("DATABASE_URL_UNPOOLED")?;
+    let db = DbUrl::parse(&database_url)
+        .map_err(|e| ConfigError(format!("DATABASE_URL is not usable: {e}")))?;
+
+    let public_url = optional_var("PUBLIC_URL")?
+        .ok_or_else(|| ConfigError("PUBLIC_URL is not set; it is required".into()))?;
+    validate_public_url(&public_url)
+        .map_err(|e| ConfigError(format!("PUBLIC_URL is invalid: {e} (got {public_url:?})")))?;
+
+    if let Some(v) = optional_var("DISABLE_ANALYTICS")? {
+        if v != "true" && v != "false" {
+            return Err(ConfigError(format!(
+                "DISABLE_ANALYTICS must be \"true\" or \"false\", got {v:?}"
+            )));
+        }
+    }
+
+    let port = port_from_env()?;
+    let bind_ip = bind_ip_from_env()?;
+
+    let startup_delay = match optional_var("STANDIN_STARTUP_DELAY_MS")? {
+        None => Duration::from_millis(DEFAULT_STARTUP_DELAY_MS),
+        Some(v) if v.trim().is_empty() => Duration::from_millis(DEFAULT_STARTUP_DELAY_MS),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(ms) => Duration::from_millis(ms),
+            Err(_) => {
+                return Err(ConfigError(format!(
+                    "STANDIN_STARTUP_DELAY_MS must be a whole number of milliseconds, got {v:?}"
+                )))
+            }
+        },
+    };
+
+    Ok(Settings {
+        db,
+        public_url,
+        port,
+        bind_ip,
+        startup_delay,
+    })
+}
+
+fn validate_public_url(url: &str) -> Result<(), String> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("it contains whitespace or control characters".into());
+    }
+    let lower = url.to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url["https://".len()..]
+    } else if lower.starts_with("http://") {
+        &url["http://".len()..]
+    } else {
+        return Err("it must start with http:// or https://".into());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        match v6.find(']') {
+            Some(end) => &v6[..end],
+            None => return Err("unterminated IPv6 address".into()),
+        }
+    } else {
+        hostport.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        return Err("it has no host".into());
+    }
+    if let Some(port) = hostport.rsplit_once("]:").map(|(_, p)| p).or_else(|| {
+        if hostport.starts_with('[') {
+            None
+        } else {
+            hostport.split_once(':').map(|(_, p)| p)
+        }
+    }) {
+        if !port.is_empty() && port.parse::<u16>().is_err() {
+            return Err(format!("bad port {port:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Next.js binds to `HOSTNAME`. Docker sets `HOSTNAME` to the container id unless told
+/// otherwise, and Next then listens only on the container's own address (which is why the
+/// platform must set `HOSTNAME=0.0.0.0`). The stand-in mimics that without a resolver: an IP
+/// literal is used as it is, a name is looked up in /etc/hosts (where Docker writes the
+/// container's address), and a name it cannot find there is an error.
+fn bind_ip_from_env() -> Result<IpAddr, ConfigError> {
+    let Some(raw) = optional_var("HOSTNAME")? else {
+        return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    };
+    let name = raw.trim();
+    if name.is_empty() {
+        return Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+    let literal = name.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    if name.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    match lookup_etc_hosts(name) {
+        Some(ip) => {
+            eprintln!(
+                "stand-in: warning: HOSTNAME={name} is not an IP address; binding only {ip} \
+                 (from /etc/hosts) as Next.js would; set HOSTNAME=0.0.0.0 to listen everywhere"
+            );
+            Ok(ip)
+        }
+        None => Err(ConfigError(format!(
+            "HOSTNAME={name:?} is neither an IP address nor a name in /etc/hosts \
+             (set HOSTNAME=0.0.0.0)"
+        ))),
+    }
+}
+
+fn lookup_etc_hosts(name: &str) -> Option<IpAddr> {
+    let text = std::fs::read_to_string("/etc/hosts").ok()?;
+    let mut v6 = None;
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut fields = line.split_whitespace();
+        let Some(addr) = fields.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        if fields.any(|n| n.eq_ignore_ascii_case(name)) {
+            if addr.is_ipv4() {
+                return Some(addr);
+            }
+            v6.get_or_insert(addr);
+        }
+    }
+    v6
+}
+
+// ---------------------------------------------------------------------------------------
+// DATABASE_URL handling (without ever printing it)
+// ---------------------------------------------------------------------------------------
+
+struct DbUrl {
+    /// The URL handed to the postgres crate: Prisma-only parameters removed.
+    connect_url: String,
+    /// `host:port/db` for logs.
+    display: String,
+    /// Target schema (from `?schema=`), `None` for `public`.
+    schema: Option<String>,
+    /// Password as written in the URL and decoded, for scrubbing error messages.
+    secrets: Vec<String>,
+}
+
+impl DbUrl {
+    fn parse(raw: &str) -> Result<DbUrl, String> {
+        let raw = raw.trim();
+        let lower = raw.to_ascii_lowercase();
+        let scheme_len = if lower.starts_with("postgresql://") {
+            "postgresql://".len()
+        } else if lower.starts_with("postgres://") {
+            "postgres://".len()
+        } else {
+            return Err("it must start with postgresql:// or postgres://".into());
+        };
+        let rest = &raw[scheme_len..];
+        let (before_query, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = match before_query.find('/') {
+            Some(i) => (&before_query[..i], &before_query[i + 1..]),
+            None => (before_query, ""),
+        };
+        let (userinfo, hostport) = match authority.rfind('@') {
+            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+            None => (None, authority),
+        };
+        let mut secrets = Vec::new();
+        if let Some((_, pw)) = userinfo.and_then(|u| u.split_once(':')) {
+            if !pw.is_empty() {
+                secrets.push(pw.to_string());
+                let decoded = percent_decode(pw);
+                if decoded != pw {
+                    secrets.push(decoded);
+                }
+            }
+        }
+
+        let mut schema = None;
+        let mut kept = Vec::new();
+        if let Some(q) = query {
+            for pair in q.split('&').filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let key = percent_decode(k);
+                if key == "password" && !v.is_empty() {
+                    secrets.push(v.to_string());
+                    secrets.push(percent_decode(v));
+                }
+                if key == "schema" {
+                    let s = percent_decode(v);
+                    if s.contains('\0') {
+                        return Err("the schema parameter contains a NUL character".into());
+                    }
+                    schema = if s.is_empty() { None } else { Some(s) };
+                } else if PRISMA_ONLY_PARAMS.contains(&key.as_str()) {
+                    // Dropped: Prisma's, not libpq's.
+                } else {
+                    kept.push(pair);
+                }
+            }
+        }
+        let mut connect_url = format!("{}{}", &raw[..scheme_len], before_query);
+        if !kept.is_empty() {
+            connect_url.push('?');
+            connect_url.push_str(&kept.join("&"));
+        }
+        let host_display = if hostport.is_empty() {
+            "(default host)"
+        } else {
+            hostport
+        };
+        let display = format!("{}/{}", host_display, percent_decode(path));
+        Ok(DbUrl {
+            connect_url,
+            display,
+            schema,
+            secrets,
+        })
+    }
+
+    fn schema_name(&self) -> &str {
+        self.schema.as_deref().unwrap_or("public")
+    }
+
+    /// Removes anything secret from a message (defence in depth: driver errors should not
+    /// contain the password, but a log line must never show it).
+    fn scrub(&self, msg: &str) -> String {
+        let mut out = msg.to_string();
+        for s in &self.secrets {
+            if !s.is_empty() {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    fn config(&self) -> Result<postgres::Config, String> {
+        let mut cfg: postgres::Config =
+            self.connect_url.parse().map_err(|e: postgres::Error| {
+                format!("DATABASE_URL is not usable: {}", self.scrub(&e.to_string()))
+            })?;
+        if cfg.get_connect_timeout().is_none() {
+            cfg.connect_timeout(DB_CONNECT_TIMEOUT);
+        }
+        if cfg.get_tcp_user_timeout().is_none() {
+            cfg.tcp_user_timeout(Duration::from_secs(10));
+        }
+        cfg.keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("fresco-stand-in");
+        }
+        Ok(cfg)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Database: connect, "migrations", health
+// ---------------------------------------------------------------------------------------
+
+fn connect(db: &DbUrl) -> Result<Client, String> {
+    let cfg = db.config()?;
+    cfg.connect(NoTls)
+        .map_err(|e| db.scrub(&describe_pg_error(&e)))
+}
+
+fn describe_pg_error(e: &postgres::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = e.to_string();
+    if let Some(db) = e.as_db_error() {
+        msg = format!("{}: {}", db.severity(), db.message());
+    } else if let Some(src) = e.source() {
+        let s = src.to_string();
+        if !msg.contains(&s) {
+            msg = format!("{msg}: {s}");
+        }
+    }
+    msg
+}
+
+/// Stands for Fresco's Prisma migrations: idempotent, in the tenant's schema.
+/// Returns the recorded `initializedAt`.
+fn migrate(client: &mut Client, db: &DbUrl) -> Result<String, String> {
+    let schema = db.schema_name();
+    let s = quote_ident(schema);
+    let err = |e: postgres::Error| db.scrub(&describe_pg_error(&e));
+
+    // Check before creating: CREATE SCHEMA needs CREATE on the database even with
+    // IF NOT EXISTS, and a tenant role usually only owns its schema.
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+        .map_err(err)?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+            .map_err(|e| {
+                format!(
+                    "schema {schema} does not exist and cannot be created: {}",
+                    err(e)
+                )
+            })?;
+    }
+    client
+        .batch_execute(&format!("SET search_path TO {s}"))
+        .map_err(err)?;
+
+    let mut tx = client.transaction().map_err(err)?;
+    tx.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS {s}.\"AppSettings\" (\
+             key text PRIMARY KEY, \
+             value text NOT NULL); \
+         CREATE TABLE IF NOT EXISTS {s}.\"Interview\" (\
+             id text PRIMARY KEY, \
+             \"startTime\" timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO {s}.\"AppSettings\" (key, value) VALUES ('initializedAt', \
+             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) \
+             ON CONFLICT (key) DO NOTHING;"
+    ))
+    .map_err(err)?;
+    let row = tx
+        .query_one(
+            &format!(
+                "SELECT value FROM {s}.\"AppSettings\" WHERE key = {}",
+                quote_literal("initializedAt")
+            ),
+            &[],
+        )
+        .map_err(err)?;
+    let initialized_at: String = row.try_get(0).map_err(err)?;
+    tx.commit().map_err(err)?;
+    Ok(initialized_at)
+}
+
+struct Db {
+    url: DbUrl,
+    client: Mutex<Option<Client>>,
+}
+
+impl Db {
+    /// `SELECT 1` on the connection; reconnects once if the connection was lost.
+    fn healthy(&self) -> Result<(), String> {
+        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_none_or(|c| c.is_closed()) {
+            *guard = None;
+            let mut c = connect(&self.url)?;
+            c.batch_execute(&format!(
+                "SET search_path TO {}",
+                quote_ident(self.url.schema_name())
+            ))
+            .map_err(|e| self.url.scrub(&describe_pg_error(&e)))?;
+            *guard = Some(c);
+        }
+        let Some(client) = guard.as_mut() else {
+            return Err("no database connection".into());
+        };
+        match client.simple_query("SELECT 1") {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                *guard = None;
+                Err(self.url.scrub(&describe_pg_error(&e)))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Serve
+// ---------------------------------------------------------------------------------------
+
+fn install_signal_handlers() -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+                println!("received {name}, shutting down");
+                let _ = std::io::stdout().flush();
+                process::exit(0);
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}
+
+fn serve() -> i32 {
+    let started = Instant::now();
+    if let Err(e) = install_signal_handlers() {
+        eprintln!("stand-in: error: {e}");
+        return 1;
+    }
+    println!("fresco-stand-in {} starting", env!("CARGO_PKG_VERSION"));
+    eprintln!("stand-in: stderr channel ready");
+
+    let settings = match load_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("stand-in: configuration error: {e}");
+            return 1;
+        }
+    };
+    println!(
+        "config: database {} schema {}, public url {}, listen {}",
+        settings.db.display,
+        settings.db.schema_name(),
+        settings.public_url,
+        SocketAddr::new(settings.bind_ip, settings.port)
+    );
+
+    // Connect and "migrate", retrying for up to 60 s (the database may still be starting).
+    let deadline = Instant::now() + DB_RETRY_WINDOW;
+    let mut attempt = 0u32;
+    let (client, initialized_at) = loop {
+        attempt += 1;
+        let result = connect(&settings.db).and_then(|mut c| {
+            let at = migrate(&mut c, &settings.db)?;
+            Ok((c, at))
+        });
+        match result {
+            Ok(ok) => break ok,
+            Err(e) => {
+                eprintln!(
+                    "stand-in: database {} (schema {}) attempt {attempt} failed: {e}",
+                    settings.db.display,
+                    settings.db.schema_name()
+                );
+                if Instant::now() + DB_RETRY_SLEEP >= deadline {
+                    eprintln!(
+                        "stand-in: error: could not prepare the database within {} s, giving up",
+                        DB_RETRY_WINDOW.as_secs()
+                    );
+                    return 1;
+                }
+                thread::sleep(DB_RETRY_SLEEP);
+            }
+        }
+    };
+    println!("migrations applied in schema {}", settings.db.schema_name());
+    println!("initializedAt {initialized_at} (first-run setup at /setup)");
+
+    // Fresco opens its port only after its migrations: wait out the rest of the delay.
+    let elapsed = started.elapsed();
+    if settings.startup_delay > elapsed {
+        thread::sleep(settings.startup_delay - elapsed);
+    }
+
+    let addr = SocketAddr::new(settings.bind_ip, settings.port);
+    let listener = match TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("stand-in: error: cannot listen on {addr}: {e}");
+            return 1;
+        }
+    };
+    println!("listening on http://{addr}");
+
+    let db = Arc::new(Db {
+        url: settings.db,
+        client: Mutex::new(Some(client)),
+    });
+    let active = Arc::new(AtomicUsize::new(0));
+    for conn in listener.incoming() {
+        let mut stream = match conn {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("stand-in: accept failed: {e}");
+                thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTION_THREADS {
+            active.fetch_sub(1, Ordering::SeqCst);
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = write_response(&mut stream, 503, "text/plain", "busy\n", &[], true);
+            eprintln!("stand-in: too many connections, answered 503");
+            continue;
+        }
+        let db = Arc::clone(&db);
+        let active_in_thread = Arc::clone(&active);
+        let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
+            handle_connection(stream, &db);
+            active_in_thread.fetch_sub(1, Ordering::SeqCst);
+        });
+        if let Err(e) = spawned {
+            active.fetch_sub(1, Ordering::SeqCst);
+            eprintln!("stand-in: cannot start a connection thread: {e}");
+        }
+    }
+    0
+}
+
+struct Request {
+    method: String,
+    path: String,
+}
+
+fn read_request(stream: &TcpStream) -> Result<Option<Request>, String> {
+    let mut reader = BufReader::new(stream.take(MAX_REQUEST_HEAD as u64));
+    let mut line = String::new();
+    let n = reader
+        .read_line(&mut line)
+        .map_err(|e| format!("read failed: {e}"))?;
+    if n == 0 {
+        return Ok(None); // connection opened and closed without a request (port probe)
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("malformed request line {:?}", line.trim_end()));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(format!("unsupported protocol {version:?}"));
+    }
+    // Skip the headers; the stand-in needs none of them and reads no body.
+    loop {
+        let mut header = String::new();
+        let n = reader
+            .read_line(&mut header)
+            .map_err(|e| format!("read failed: {e}"))?;
+        if n == 0 || header == "\r\n" || header == "\n" {
+            break;
+        }
+        if !header.ends_with('\n') {
+            return Err("request head too large".into());
+        }
+    }
+    let path = target.split(['?', '#']).next().unwrap_or("/").to_string();
+    Ok(Some(Request {
+        method: method.to_string(),
+        path,
+    }))
+}
+
+fn handle_connection(mut stream: TcpStream, db: &Db) {
+    let _ = stream.set_read_timeout(Some(CLIENT_IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(CLIENT_IO_TIMEOUT));
+    let req = match read_request(&stream) {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            eprintln!("stand-in: bad request: {e}");
+            let _ = write_response(&mut stream, 400, "text/plain", "bad request\n", &[], true);
+            return;
+        }
+    };
+    let head_only = req.method == "HEAD";
+    let known = matches!(
+        req.path.as_str(),
+        "/" | "/signin" | "/setup" | "/api/health"
+    );
+    let (status, ctype, body, extra): (u16, &str, String, Vec<(&str, &str)>) =
+        if req.method != "GET" && !head_only {
+            if known {
+                (
+                    405,
+                    "text/plain",
+                    "method not allowed\n".into(),
+                    vec![("Allow", "GET, HEAD")],
+                )
+            } else {
+                (404, "text/plain", "not found\n".into(), vec![])
+            }
+        } else {
+            match req.path.as_str() {
+                "/" => (
+                    307,
+                    "text/plain",
+                    "redirecting to /signin\n".into(),
+                    vec![("Location", "/signin")],
+                ),
+                "/signin" => (
+                    200,
+                    "text/html; charset=utf-8",
+                    page("Sign in", "Sign in to Fresco (stand-in)."),
+                    vec![],
+                ),
+                "/setup" => (
+                    200,
+                    "text/html; charset=utf-8",
+                    page("Setup", "Create the administrator account (stand-in)."),
+                    vec![],
+                ),
+                "/api/health" => match db.healthy() {
+                    Ok(()) => (
+                        200,
+                        "application/json",
+                        "{\"status\":\"ok\"}".into(),
+                        vec![],
+                    ),
+                    Err(e) => {
+                        eprintln!("stand-in: health check failed: {e}");
+                        (
+                            503,
+                            "application/json",
+                            "{\"status\":\"error\"}".into(),
+                            vec![],
+                        )
+                    }
+                },
+                _ => (404, "text/plain", "not found\n".into(), vec![]),
+            }
+        };
+    let log_path: String = req
+        .path
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    println!("{} {} {}", req.method, log_path, status);
+    if let Err(e) = write_response(&mut stream, status, ctype, &body, &extra, !head_only) {
+        eprintln!("stand-in: write failed: {e}");
+    }
+}
+
+fn page(title: &str, text: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title} | Fresco</title></head>\
+         <body><h1>{title}</h1><p>{text}</p></body></html>\n"
+    )
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+fn write_response(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &str,
+    extra: &[(&str, &str)],
+    with_body: bool,
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n",
+        reason(status),
+        body.len()
+    );
+    for (k, v) in extra {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    if with_body {
+        out.extend_from_slice(body.as_bytes());
+    }
+    stream.write_all(&out)?;
+    stream.flush()
+}
+
+// ---------------------------------------------------------------------------------------
+// Health-check mode
+// ---------------------------------------------------------------------------------------
+
+fn healthcheck() -> i32 {
+    let port = match port_from_env() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("healthcheck: {e}");
+            return 1;
+        }
+    };
+    match probe(port) {
+        Ok(status_line) if is_200(&status_line) => {
+            println!("healthcheck: {status_line}");
+            0
+        }
+        Ok(status_line) => {
+            eprintln!("healthcheck: unhealthy: {status_line}");
+            1
+        }
+        Err(e) => {
+            eprintln!("healthcheck: unhealthy: {e}");
+            1
+        }
+    }
+}
+
+fn is_200(status_line: &str) -> bool {
+    let mut parts = status_line.split_whitespace();
+    matches!(parts.next(), Some(v) if v.starts_with("HTTP/1.")) && parts.next() == Some("200")
+}
+
+fn probe(port: u16) -> Result<String, String> {
+    let deadline = Instant::now() + HEALTHCHECK_TIMEOUT;
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let remaining = |d: Instant| {
+        d.checked_duration_since(Instant::now())
+            .filter(|r| !r.is_zero())
+            .ok_or_else(|| "timed out after 3 s".to_string())
+    };
+    let mut stream = TcpStream::connect_timeout(&addr, remaining(deadline)?)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream
+        .set_write_timeout(Some(remaining(deadline)?))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: fresco-stand-in-healthcheck\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !buf.contains(&b'\n') && buf.len() < 4096 {
+        stream
+            .set_read_timeout(Some(remaining(deadline)?))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return Err("timed out after 3 s waiting for the response".into())
+            }
+            Err(e) => return Err(format!("cannot read the response: {e}")),
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if line.is_empty() {
+        return Err("empty response".into());
+    }
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_prisma_url_and_hides_password() {
+        let u = DbUrl::parse("postgres://user:p%40ss@127.0.0.1:5432/db?schema=tenant_abc&connection_limit=3&sslmode=disable").unwrap();
+        assert_eq!(u.schema.as_deref(), Some("tenant_abc"));
+        assert_eq!(
+            u.connect_url,
+            "postgres://user:p%40ss@127.0.0.1:5432/db?sslmode=disable"
+        );
+        assert_eq!(u.display, "127.0.0.1:5432/db");
+        assert_eq!(u.scrub("x p@ss y p%40ss"), "x *** y ***");
+        assert!(DbUrl::parse("mysql://x").is_err());
+        let p = DbUrl::parse("postgresql://u@[::1]/d").unwrap();
+        assert_eq!(p.schema_name(), "public");
+    }
+
+    #[test]
+    fn public_url_rules() {
+        assert!(validate_public_url("https://a.example.com").is_ok());
+        assert!(validate_public_url("http://localhost:8080/x").is_ok());
+        assert!(validate_public_url("http://[::1]:80").is_ok());
+        assert!(validate_public_url("ftp://a").is_err());
+        assert!(validate_public_url("https://").is_err());
+        assert!(validate_public_url("https://:80").is_err());
+        assert!(validate_public_url("a.example.com").is_err());
+        assert!(validate_public_url("http://a:99999").is_err());
+    }
+
+    #[test]
+    fn quoting_and_decoding() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(percent_decode("a%2Fb%"), "a/b%");
+        assert_eq!(percent_decode("%4"), "%4");
+        assert!(is_200("HTTP/1.1 200 OK"));
+        assert!(!is_200("HTTP/1.1 503 Service Unavailable"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Configuration: one clap struct per concern, every field settable from the
+//! environment. `fresco-platform serve --help` is the configuration reference.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "fresco-platform", version, about = "Runs Fresco as a multi-tenant service")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API and the reconciler.
+    Serve(Box<ServeConfig>),
+    /// Apply the platform schema migrations and exit.
+    Migrate(DbConfig),
+    /// Create (or promote) an admin user and print a new admin API key once.
+    CreateAdmin(CreateAdminArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateAdminArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// Email address of the admin user.
+    #[arg(long, env = "ADMIN_EMAIL")]
+    pub email: String,
+    /// Name recorded on the API key.
+    #[arg(long, default_value = "cli")]
+    pub key_name: String,
+}
+
+#[derive(Clone, Args)]
+pub struct DbConfig {
+    /// Platform database (a non-superuser role with CREATEROLE, plus CREATEDB in
+    /// database isolation mode).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Connections in the platform's pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+impl std::fmt::Debug for DbConfig {
+    // The URL carries the platform's password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("database_url", &"<redacted>")
+            .field("database_max_connections", &self.database_max_connections)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Isolation {
+    /// One shared database, a schema and a role per tenant.
+    Schema,
+    /// A database and a role per tenant (needed for Fresco >= 3.1).
+    Database,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// Address the API listens on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+    /// Log output format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub tenants: TenantConfig,
+    #[command(flatten)]
+    pub reconcile: ReconcileConfig,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TenantConfig {
+    /// Tenants are served at https://<subdomain>.<BASE_DOMAIN>.
+    #[arg(long, env = "BASE_DOMAIN", default_value = "fresco.localhost")]
+    pub base_domain: String,
+    /// Scheme of tenant URLs (PUBLIC_URL given to Fresco).
+    #[arg(long, env = "TENANT_URL_SCHEME", default_value = "https")]
+    pub tenant_url_scheme: String,
+    /// Port of tenant URLs, when Traefik does not listen on the scheme's default port.
+    #[arg(long, env = "TENANT_URL_PORT")]
+    pub tenant_url_port: Option<u16>,
+    /// Name of this control plane; its containers carry it in a label and it only
+    /// ever touches containers that carry its own name.
+    #[arg(long, env = "PLATFORM_INSTANCE", default_value = "default")]
+    pub platform_instance: String,
+    /// How tenants are isolated in Postgres.
+    #[arg(long, env = "TENANT_ISOLATION", value_enum, default_value = "schema")]
+    pub isolation: Isolation,
+    /// host[:port] of Postgres as seen from inside tenant containers. Defaults to the
+    /// tenants network's gateway and the port of DATABASE_URL.
+    #[arg(long, env = "TENANT_DB_HOST")]
+    pub tenant_db_host: Option<String>,
+    /// Fresco image for new tenants.
+    #[arg(long, env = "FRESCO_IMAGE", default_value = "ghcr.io/complexdatacollective/fresco:latest")]
+    pub fresco_image: String,
+    /// Docker HEALTHCHECK: a JSON array is run in exec form, anything else by the shell.
+    #[arg(
+        long,
+        env = "FRESCO_HEALTHCHECK",
+        default_value = "node -e \"fetch('http://127.0.0.1:3000/api/health').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))\""
+    )]
+    pub healthcheck: String,
+    /// Seconds between health checks.
+    #[arg(long, env = "HEALTHCHECK_INTERVAL_SECS", default_value_t = 10)]
+    pub healthcheck_interval_secs: u64,
+    /// Grace period for Fresco's start-up migrations before failed checks count.
+    #[arg(long, env = "HEALTHCHECK_START_PERIOD_SECS", default_value_t = 120)]
+    pub healthcheck_start_period_secs: u64,
+    /// Consecutive failed checks before a container is unhealthy.
+    #[arg(long, env = "HEALTHCHECK_RETRIES", default_value_t = 3)]
+    pub healthcheck_retries: u32,
+    /// Docker network Traefik watches; created if missing.
+    #[arg(long, env = "TENANTS_NETWORK", default_value = "fresco_tenants")]
+    pub tenants_network: String,
+    /// Traefik entrypoint tenant routers attach to.
+    #[arg(long, env = "TRAEFIK_ENTRYPOINT", default_value = "websecure")]
+    pub traefik_entrypoint: String,
+    /// Traefik certificate resolver; TLS labels are only set when this is given.
+    #[arg(long, env = "TRAEFIK_CERT_RESOLVER")]
+    pub traefik_cert_resolver: Option<String>,
+    /// Traefik middlewares attached to every tenant router.
+    #[arg(long, env = "TRAEFIK_MIDDLEWARES", default_value = "security-headers@file")]
+    pub traefik_middlewares: String,
+    /// Memory limit per tenant in MiB (at least 256); swap is twice this.
+    #[arg(long, env = "TENANT_MEMORY_MB", default_value_t = 512)]
+    pub memory_mb: u32,
+    /// CPU limit per tenant (cores).
+    #[arg(long, env = "TENANT_CPUS", default_value_t = 0.5)]
+    pub cpus: f64,
+    /// Process limit per tenant container.
+    #[arg(long, env = "TENANT_PIDS_LIMIT", default_value_t = 100)]
+    pub pids_limit: i64,
+    /// Seconds Docker waits after SIGTERM before killing a tenant container.
+    #[arg(long, env = "TENANT_STOP_TIMEOUT_SECS", default_value_t = 30)]
+    pub stop_timeout_secs: u32,
+    /// DISABLE_ANALYTICS given to Fresco.
+    #[arg(long, env = "DISABLE_ANALYTICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub disable_analytics: bool,
+    /// Connection limit of each tenant role.
+    #[arg(long, env = "TENANT_CONNECTION_LIMIT", default_value_t = 20)]
+    pub connection_limit: u32,
+    /// statement_timeout set on each tenant role.
+    #[arg(long, env = "TENANT_STATEMENT_TIMEOUT", default_value = "60s")]
+    pub statement_timeout: String,
+    /// idle_in_transaction_session_timeout set on each tenant role.
+    #[arg(long, env = "TENANT_IDLE_TX_TIMEOUT", default_value = "60s")]
+    pub idle_in_transaction_timeout: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileConfig {
+    /// Tenants converged at the same time.
+    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds between full resyncs of every tenant against Docker and Postgres.
+    #[arg(long, env = "RESYNC_INTERVAL_SECS", default_value_t = 30)]
+    pub resync_interval_secs: u64,
+    /// Failed attempts before a tenant is put in `error`.
+    #[arg(long, env = "RECONCILE_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: i32,
+    /// First retry delay; doubled per attempt, capped at 5 minutes.
+    #[arg(long, env = "RECONCILE_BACKOFF_MS", default_value_t = 2000)]
+    pub backoff_ms: u64,
+    /// Seconds a started container may take to become healthy.
+    #[arg(long, env = "HEALTH_TIMEOUT_SECS", default_value_t = 300)]
+    pub health_timeout_secs: u64,
+}
+
+impl ReconcileConfig {
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let exp = attempts.clamp(0, 16) as u32;
+        let ms = self.backoff_ms.saturating_mul(1u64 << exp);
+        Duration::from_millis(ms.min(300_000))
+    }
+}
+
+impl TenantConfig {
+    /// The URL a tenant is reached at.
+    pub fn tenant_url(&self, subdomain: &str) -> String {
+        match self.tenant_url_port {
+            Some(port) => format!("{}://{}.{}:{}", self.tenant_url_scheme, subdomain, self.base_domain, port),
+            None => format!("{}://{}.{}", self.tenant_url_scheme, subdomain, self.base_domain),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! fresco-platform: a control plane that runs Fresco as a multi-tenant service.
+//!
+//! Layers: `http` (the API), `domain` (plain types and rules), `store` (the
+//! platform schema), `provision` (Postgres roles/schemas, Docker containers,
+//! Traefik labels), `reconcile` (the loop converging tenants), wired in `app`.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod provision;
+pub mod reconcile;
+pub mod store;

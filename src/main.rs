@@ -1,0 +1,62 @@
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use fresco_platform::config::{Cli, Command, LogFormat};
+use fresco_platform::{app, store};
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    token.cancel();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => {
+            init_logging(config.log_format);
+            let listener = tokio::net::TcpListener::bind(config.listen_addr)
+                .await
+                .with_context(|| format!("binding {}", config.listen_addr))?;
+            let token = CancellationToken::new();
+            tokio::spawn(shutdown_signal(token.clone()));
+            app::launch(listener, *config, token).await
+        }
+        Command::Migrate(db) => {
+            init_logging(LogFormat::Text);
+            let pool = store::connect(&db).await.context("connecting to the platform database")?;
+            store::migrate(&pool).await.context("applying migrations")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::CreateAdmin(args) => {
+            let pool = store::connect(&args.db).await.context("connecting to the platform database")?;
+            store::migrate(&pool).await.context("applying migrations")?;
+            let (user, key) = store::users::create_admin_with_key(&pool, &args.email, &args.key_name).await?;
+            eprintln!("admin {} ({}) — this API key is shown once:", user.email, user.id);
+            println!("{}", key.secret);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! `TenantRuntime` on a real Docker engine through bollard. All Docker details
+//! live here.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig, HealthStatusEnum,
+    HostConfig, NetworkCreateRequest, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, InspectContainerOptions,
+    InspectNetworkOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use super::labels;
+use super::runtime::{
+    ContainerInfo, ContainerSpec, Health, ManagedContainer, RunState, RuntimeError, RuntimeEvent, TenantRuntime,
+};
+use crate::domain::TenantId;
+
+#[derive(Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    instance: String,
+}
+
+fn is_status(err: &bollard::errors::Error, code: u16) -> bool {
+    matches!(err, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+impl DockerRuntime {
+    /// Connects with the local defaults (`DOCKER_HOST` or the unix socket) and
+    /// negotiates the API version: the engine may be older than bollard's default.
+    pub async fn connect(instance: &str) -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults().map_err(|e| RuntimeError::docker("connect", e))?;
+        let docker = docker.negotiate_version().await.map_err(|e| RuntimeError::docker("connect", e))?;
+        Ok(Self { docker, instance: instance.to_owned() })
+    }
+
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn instance_filters(&self) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{}=true", labels::MANAGED), format!("{}={}", labels::INSTANCE, self.instance)],
+        )])
+    }
+}
+
+fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .filter(|t| t.timestamp() > 0)
+}
+
+#[async_trait::async_trait]
+impl TenantRuntime for DockerRuntime {
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        self.docker.ping().await.map(|_| ()).map_err(|e| RuntimeError::docker("ping", e))
+    }
+
+    async fn ensure_network(&self, name: &str) -> Result<Option<String>, RuntimeError> {
+        let network = match self.docker.inspect_network(name, None::<InspectNetworkOptions>).await {
+            Ok(n) => n,
+            Err(e) if is_status(&e, 404) => {
+                let request = NetworkCreateRequest {
+                    name: name.to_owned(),
+                    driver: Some("bridge".to_owned()),
+                    ..Default::default()
+                };
+                match self.docker.create_network(request).await {
+                    Ok(_) => {}
+                    // Lost a race with another creator: fine.
+                    Err(e) if is_status(&e, 409) => {}
+                    Err(e) => return Err(RuntimeError::docker("network create", e)),
+                }
+                self.docker
+                    .inspect_network(name, None::<InspectNetworkOptions>)
+                    .await
+                    .map_err(|e| RuntimeError::docker("network inspect", e))?
+            }
+            Err(e) => return Err(RuntimeError::docker("network inspect", e)),
+        };
+        let gateway = network
+            .ipam
+            .and_then(|ipam| ipam.config)
+            .and_then(|configs| configs.into_iter().find_map(|c| c.gateway));
+        Ok(gateway)
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_status(&e, 404) => {}
+            Err(e) => return Err(RuntimeError::docker("image inspect", e)),
+        }
+        let options = CreateImageOptionsBuilder::new().from_image(image).build();
+        let mut pull = self.docker.create_image(Some(options), None, None);
+        while let Some(progress) = pull.next().await {
+            match progress {
+                Ok(info) => {
+                    if let Some(error) = info.error_detail.and_then(|d| d.message).or(info.error) {
+                        return Err(RuntimeError::ImageUnavailable { image: image.to_owned(), reason: error });
+                    }
+                }
+                Err(e) => {
+                    return Err(RuntimeError::ImageUnavailable { image: image.to_owned(), reason: e.to_string() })
+                }
+            }
+        }
+        // A pull can end without error and still leave nothing behind.
+        self.docker.inspect_image(image).await.map(|_| ()).map_err(|e| RuntimeError::ImageUnavailable {
+            image: image.to_owned(),
+            reason: format!("pull finished but the image is missing ({e})"),
+        })
+    }
+
+    async fn inspect(&self, tenant: TenantId) -> Result<Option<ContainerInfo>, RuntimeError> {
+        let c = match self.docker.inspect_container(&tenant.container_name(), None::<InspectContainerOptions>).await {
+            Ok(c) => c,
+            Err(e) if is_status(&e, 404) => return Ok(None),
+            Err(e) => return Err(RuntimeError::docker("container inspect", e)),
+        };
+        let state = c.state.unwrap_or_default();
+        let run_state = match state.status {
+            Some(ContainerStateStatusEnum::CREATED) => RunState::Created,
+            Some(ContainerStateStatusEnum::RUNNING) => RunState::Running,
+            Some(ContainerStateStatusEnum::RESTARTING) => RunState::Restarting,
+            Some(ContainerStateStatusEnum::PAUSED) => RunState::Paused,
+            Some(ContainerStateStatusEnum::EXITED) => RunState::Exited,
+            Some(ContainerStateStatusEnum::DEAD) => RunState::Dead,
+            _ => RunState::Other,
+        };
+        let (health, last_health_output) = match state.health {
+            None => (Health::None, None),
+            Some(h) => {
+                let status = match h.status {
+                    Some(HealthStatusEnum::STARTING) => Health::Starting,
+                    Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+                    Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+                    _ => Health::None,
+                };
+                let output = h.log.and_then(|log| log.into_iter().last()).and_then(|r| r.output);
+                (status, output.map(|o| o.trim().chars().take(300).collect()))
+            }
+        };
+        let spec_hash = c.config.and_then(|cfg| cfg.labels).and_then(|mut l| l.remove(labels::SPEC_HASH));
+        Ok(Some(ContainerInfo {
+            id: c.id.unwrap_or_default(),
+            state: run_state,
+            health,
+            started_at: parse_time(state.started_at.as_deref()),
+            spec_hash,
+            exit_code: state.exit_code,
+            last_health_output,
+        }))
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let secs = |s: u64| (s as i64).saturating_mul(1_000_000_000);
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            exposed_ports: Some(HashMap::from([(format!("{}/tcp", labels::FRESCO_PORT), HashMap::new())])),
+            stop_signal: Some("SIGTERM".to_owned()),
+            stop_timeout: Some(spec.stop_timeout_secs),
+            healthcheck: Some(HealthConfig {
+                test: Some(spec.healthcheck.clone()),
+                interval: Some(secs(spec.health_interval_secs)),
+                timeout: Some(secs(5)),
+                retries: Some(spec.health_retries as i64),
+                start_period: Some(secs(spec.health_start_period_secs)),
+                start_interval: None,
+            }),
+            host_config: Some(HostConfig {
+                memory: Some(spec.memory_bytes),
+                memory_swap: Some(spec.memory_swap_bytes),
+                nano_cpus: Some(spec.nano_cpus),
+                pids_limit: Some(spec.pids_limit),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                network_mode: Some(spec.network.clone()),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(spec.network.clone(), EndpointSettings::default())])),
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| RuntimeError::docker("container create", e))?;
+        Ok(created.id)
+    }
+
+    async fn start(&self, tenant: TenantId) -> Result<(), RuntimeError> {
+        match self.docker.start_container(&tenant.container_name(), None::<StartContainerOptions>).await {
+            // 304: already running.
+            Err(e) if !is_status(&e, 304) => Err(RuntimeError::docker("container start", e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn stop(&self, tenant: TenantId, timeout_secs: i64) -> Result<(), RuntimeError> {
+        let options = StopContainerOptionsBuilder::new().t(timeout_secs as i32).build();
+        match self.docker.stop_container(&tenant.container_name(), Some(options)).await {
+            // 304: already stopped; 404: nothing to stop.
+            Err(e) if !is_status(&e, 304) && !is_status(&e, 404) => Err(RuntimeError::docker("container stop", e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn restart(&self, tenant: TenantId, timeout_secs: i64) -> Result<(), RuntimeError> {
+        let options = RestartContainerOptionsBuilder::new().t(timeout_secs as i32).build();
+        self.docker
+            .restart_container(&tenant.container_name(), Some(options))
+            .await
+            .map_err(|e| RuntimeError::docker("container restart", e))
+    }
+
+    async fn remove(&self, tenant: TenantId) -> Result<(), RuntimeError> {
+        self.remove_by_id(&tenant.container_name()).await
+    }
+
+    async fn remove_by_id(&self, id: &str) -> Result<(), RuntimeError> {
+        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            // 404: already gone; 409: removal already in progress.
+            Err(e) if !is_status(&e, 404) && !is_status(&e, 409) => Err(RuntimeError::docker("container remove", e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list_managed(&self) -> Result<Vec<ManagedContainer>, RuntimeError> {
+        let options = ListContainersOptionsBuilder::new().all(true).filters(&self.instance_filters()).build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| RuntimeError::docker("container list", e))?;
+        Ok(containers
+            .into_iter()
+            .map(|c| ManagedContainer {
+                id: c.id.unwrap_or_default(),
+                tenant: c.labels.and_then(|l| l.get(labels::TENANT_ID).and_then(|t| t.parse().ok())),
+            })
+            .collect())
+    }
+
+    fn events(&self) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>> {
+        let mut filters = self.instance_filters();
+        filters.insert("type".to_owned(), vec!["container".to_owned()]);
+        let options = EventsOptionsBuilder::new().filters(&filters).build();
+        self.docker
+            .events(Some(options))
+            .filter_map(|event| async move {
+                match event {
+                    Err(e) => Some(Err(RuntimeError::docker("events", e))),
+                    Ok(message) => {
+                        let actor = message.actor?;
+                        let tenant = actor.attributes?.get(labels::TENANT_ID)?.parse().ok()?;
+                        Some(Ok(RuntimeEvent { tenant, action: message.action.unwrap_or_default() }))
+                    }
+                }
+            })
+            .boxed()
+    }
+}

@@ -1,0 +1,126 @@
+//! The container runtime seam: one method per operation the reconciler needs, so
+//! it reads as intent. `docker.rs` implements it with bollard.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+use crate::domain::TenantId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("image {image} is not available and could not be pulled: {reason}")]
+    ImageUnavailable { image: String, reason: String },
+    #[error("docker {operation} failed: {message}")]
+    Docker { operation: &'static str, message: String },
+}
+
+impl RuntimeError {
+    pub fn docker(operation: &'static str, err: impl fmt::Display) -> Self {
+        Self::Docker { operation, message: err.to_string() }
+    }
+}
+
+/// Everything a tenant container is created from. `Debug` leaves out env values:
+/// they carry the tenant's database password.
+#[derive(Clone)]
+pub struct ContainerSpec {
+    pub tenant: TenantId,
+    pub name: String,
+    pub image: String,
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    pub memory_bytes: i64,
+    pub memory_swap_bytes: i64,
+    pub nano_cpus: i64,
+    pub pids_limit: i64,
+    pub stop_timeout_secs: i64,
+    pub healthcheck: Vec<String>,
+    pub health_interval_secs: u64,
+    pub health_start_period_secs: u64,
+    pub health_retries: u32,
+    pub network: String,
+}
+
+impl fmt::Debug for ContainerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerSpec")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("env", &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Created,
+    Running,
+    Restarting,
+    Paused,
+    Exited,
+    Dead,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// The container has no health check.
+    None,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub state: RunState,
+    pub health: Health,
+    pub started_at: Option<DateTime<Utc>>,
+    pub spec_hash: Option<String>,
+    pub exit_code: Option<i64>,
+    /// Output of the most recent failed health check, for error messages.
+    pub last_health_output: Option<String>,
+}
+
+/// A managed container as listed, for orphan collection.
+#[derive(Debug, Clone)]
+pub struct ManagedContainer {
+    pub id: String,
+    pub tenant: Option<TenantId>,
+}
+
+/// Something happened to a managed container.
+#[derive(Debug, Clone)]
+pub struct RuntimeEvent {
+    pub tenant: TenantId,
+    pub action: String,
+}
+
+#[async_trait::async_trait]
+pub trait TenantRuntime: Send + Sync + 'static {
+    /// The engine answers.
+    async fn ping(&self) -> Result<(), RuntimeError>;
+    /// Creates the tenants network if missing; returns its gateway address.
+    async fn ensure_network(&self, name: &str) -> Result<Option<String>, RuntimeError>;
+    /// Makes sure the image is present locally, pulling it if not.
+    async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError>;
+    async fn inspect(&self, tenant: TenantId) -> Result<Option<ContainerInfo>, RuntimeError>;
+    /// Creates the container (not started) and returns its id.
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+    async fn start(&self, tenant: TenantId) -> Result<(), RuntimeError>;
+    async fn stop(&self, tenant: TenantId, timeout_secs: i64) -> Result<(), RuntimeError>;
+    async fn restart(&self, tenant: TenantId, timeout_secs: i64) -> Result<(), RuntimeError>;
+    /// Removes the container if it exists (killing it if running).
+    async fn remove(&self, tenant: TenantId) -> Result<(), RuntimeError>;
+    async fn remove_by_id(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Managed containers of this platform instance, running or not.
+    async fn list_managed(&self) -> Result<Vec<ManagedContainer>, RuntimeError>;
+    /// Lifecycle events of this instance's managed containers; ends when the
+    /// engine connection breaks.
+    fn events(&self) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>>;
+}

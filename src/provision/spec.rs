@@ -1,0 +1,169 @@
+//! What a tenant's container should look like: the Fresco env contract, limits,
+//! health check, labels, and the hash that tells a stale container from a current one.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::labels;
+use super::runtime::ContainerSpec;
+use crate::config::{Isolation, TenantConfig};
+use crate::domain::TenantId;
+
+/// Per-tenant overrides of the configured limits (the `resource_limits` column).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceLimits {
+    pub memory_mb: Option<u32>,
+    pub cpus: Option<f64>,
+    pub pids_limit: Option<i64>,
+}
+
+pub const MIN_MEMORY_MB: u32 = 256;
+
+impl ResourceLimits {
+    /// A message a person can act on, or `None` when the limits are acceptable.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(m) = self.memory_mb {
+            if !(MIN_MEMORY_MB..=65536).contains(&m) {
+                return Some(format!("memoryMb must be between {MIN_MEMORY_MB} and 65536"));
+            }
+        }
+        if let Some(c) = self.cpus {
+            if !(0.1..=64.0).contains(&c) {
+                return Some("cpus must be between 0.1 and 64".to_owned());
+            }
+        }
+        if let Some(p) = self.pids_limit {
+            if !(20..=100_000).contains(&p) {
+                return Some("pidsLimit must be between 20 and 100000".to_owned());
+            }
+        }
+        None
+    }
+}
+
+/// Where a tenant's container finds its database.
+#[derive(Debug, Clone)]
+pub struct DbTarget {
+    /// host:port as seen from inside the container.
+    pub host: String,
+    /// The platform database's name (schema mode).
+    pub platform_database: String,
+}
+
+/// Parses FRESCO_HEALTHCHECK: a JSON array runs in exec form, anything else in a shell.
+pub fn healthcheck_test(raw: &str) -> Vec<String> {
+    let trimmed = raw.trim();
+    if trimmed.starts_with('[') {
+        if let Ok(argv) = serde_json::from_str::<Vec<String>>(trimmed) {
+            return std::iter::once("CMD".to_owned()).chain(argv).collect();
+        }
+    }
+    vec!["CMD-SHELL".to_owned(), trimmed.to_owned()]
+}
+
+pub struct SpecInput<'a> {
+    pub tenant: TenantId,
+    pub subdomain: &'a str,
+    pub image: &'a str,
+    pub limits: &'a ResourceLimits,
+    pub db: &'a DbTarget,
+    pub isolation: Isolation,
+    /// `None` computes the hash of the spec a container would get.
+    pub password: Option<&'a str>,
+}
+
+pub fn database_url(input: &SpecInput<'_>, password: &str) -> String {
+    let role = input.tenant.role_name();
+    match input.isolation {
+        Isolation::Schema => format!(
+            "postgres://{role}:{password}@{}/{}?schema={}",
+            input.db.host,
+            input.db.platform_database,
+            input.tenant.schema_name()
+        ),
+        Isolation::Database => {
+            format!("postgres://{role}:{password}@{}/{}", input.db.host, input.tenant.database_name())
+        }
+    }
+}
+
+/// The spec of a tenant's container. Its hash leaves out the password, which
+/// changes at every (re)create, so only real changes trigger a recreate.
+pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
+    let url = database_url(input, input.password.unwrap_or("<password>"));
+    let public_url = cfg.tenant_url(input.subdomain);
+    let mut env = vec![
+        ("DATABASE_URL".to_owned(), url.clone()),
+        ("DATABASE_URL_UNPOOLED".to_owned(), url),
+        ("PUBLIC_URL".to_owned(), public_url.clone()),
+        ("FRESCO_URL".to_owned(), public_url),
+        ("NODE_ENV".to_owned(), "production".to_owned()),
+        ("HOSTNAME".to_owned(), "0.0.0.0".to_owned()),
+        ("PORT".to_owned(), labels::FRESCO_PORT.to_string()),
+        ("DISABLE_ANALYTICS".to_owned(), cfg.disable_analytics.to_string()),
+    ];
+    if input.isolation == Isolation::Schema {
+        env.push(("DATABASE_SCHEMA".to_owned(), input.tenant.schema_name()));
+    }
+    let memory_mb = input.limits.memory_mb.unwrap_or(cfg.memory_mb).max(MIN_MEMORY_MB) as i64;
+    let cpus = input.limits.cpus.unwrap_or(cfg.cpus);
+    let mut labels = labels::management(cfg, input.tenant);
+    labels.extend(labels::traefik(cfg, input.tenant, input.subdomain));
+    let mut spec = ContainerSpec {
+        tenant: input.tenant,
+        name: input.tenant.container_name(),
+        image: input.image.to_owned(),
+        env,
+        labels,
+        memory_bytes: memory_mb * 1024 * 1024,
+        // Docker counts memory + swap together: swap of twice the memory.
+        memory_swap_bytes: 3 * memory_mb * 1024 * 1024,
+        nano_cpus: (cpus * 1e9) as i64,
+        pids_limit: input.limits.pids_limit.unwrap_or(cfg.pids_limit),
+        stop_timeout_secs: cfg.stop_timeout_secs as i64,
+        healthcheck: healthcheck_test(&cfg.healthcheck),
+        health_interval_secs: cfg.healthcheck_interval_secs.max(1),
+        health_start_period_secs: cfg.healthcheck_start_period_secs,
+        health_retries: cfg.healthcheck_retries.max(1),
+        network: cfg.tenants_network.clone(),
+    };
+    let hash = spec_hash(&spec, input);
+    spec.labels.insert(labels::SPEC_HASH.to_owned(), hash);
+    spec
+}
+
+fn spec_hash(spec: &ContainerSpec, input: &SpecInput<'_>) -> String {
+    let mut h = Sha256::new();
+    let redacted = database_url(input, "<password>");
+    let mut feed = |s: &str| {
+        h.update(s.as_bytes());
+        h.update([0u8]);
+    };
+    feed(&spec.image);
+    for (k, v) in &spec.env {
+        feed(k);
+        feed(if k.starts_with("DATABASE_URL") { &redacted } else { v });
+    }
+    for (k, v) in &spec.labels {
+        feed(k);
+        feed(v);
+    }
+    for n in [
+        spec.memory_bytes,
+        spec.memory_swap_bytes,
+        spec.nano_cpus,
+        spec.pids_limit,
+        spec.stop_timeout_secs,
+        spec.health_interval_secs as i64,
+        spec.health_start_period_secs as i64,
+        spec.health_retries as i64,
+    ] {
+        feed(&n.to_string());
+    }
+    for part in &spec.healthcheck {
+        feed(part);
+    }
+    feed(&spec.network);
+    hex::encode(&h.finalize()[..8])
+}

@@ -1,0 +1,316 @@
+//! One reconcile pass for one tenant: take the tenant's advisory lock, compare
+//! its row with Postgres and Docker, and take the next idempotent steps.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::Reconciler;
+use crate::domain::{Action, DesiredState, TenantId, TenantStatus};
+use crate::provision::database::DatabaseError;
+use crate::provision::runtime::ContainerInfo;
+use crate::provision::spec::{self, DbTarget, ResourceLimits, SpecInput};
+use crate::provision::{Health, RunState, RuntimeError};
+use crate::store::tenants::{Completion, Tenant};
+use crate::store::{self, StoreError};
+
+/// How soon a tenant whose container is still starting is looked at again (a
+/// Docker health event usually wakes it sooner).
+const HEALTH_RECHECK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvergeError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error("platform database: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Container(String),
+}
+
+impl From<sqlx::Error> for ConvergeError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(StoreError::Db(e))
+    }
+}
+
+enum Outcome {
+    /// The tenant is where its owner wants it.
+    Reached { status: TenantStatus, container_id: Option<String>, deployed: bool },
+    /// Progressing (a container starting); look again later.
+    Waiting,
+}
+
+fn new_password() -> String {
+    rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
+}
+
+impl Reconciler {
+    pub(super) async fn pass(&self, id: TenantId) {
+        let pool = &self.inner.pool;
+        // Serialise work on a tenant across processes: a session-level advisory
+        // lock held on one connection for the whole pass.
+        let mut lock_conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => return warn!(error = %e, "no connection for the tenant lock"),
+        };
+        let locked: bool = match sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(id.lock_key())
+            .fetch_one(&mut *lock_conn)
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => return warn!(error = %e, "could not take the tenant lock"),
+        };
+        if !locked {
+            return;
+        }
+        if let Err(e) = self.pass_locked(id).await {
+            warn!(error = %e, "reconcile pass failed");
+        }
+        if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)").bind(id.lock_key()).execute(&mut *lock_conn).await {
+            // Closing the connection releases the lock.
+            warn!(error = %e, "could not release the tenant lock; dropping the connection");
+            let _ = lock_conn.detach();
+        }
+    }
+
+    async fn pass_locked(&self, id: TenantId) -> Result<(), ConvergeError> {
+        let pool = &self.inner.pool;
+        let mut tenant = match store::tenants::get(pool, id).await {
+            Ok(t) => t,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if tenant.converged() {
+            match self.drift(&tenant).await? {
+                None => return Ok(()),
+                Some((action, reason)) => {
+                    info!(%action, reason, "tenant drifted from its desired state");
+                    store::tenants::begin_own_action(pool, id, action, &reason).await?;
+                    tenant = store::tenants::get(pool, id).await?;
+                }
+            }
+        }
+        match self.converge(&tenant).await {
+            Ok(Outcome::Reached { status, container_id, deployed }) => {
+                let metadata = json!({ "containerId": container_id, "image": self.image_of(&tenant) });
+                let done = Completion {
+                    generation: tenant.generation,
+                    status,
+                    container_id: container_id.as_deref(),
+                    deployed,
+                    metadata,
+                };
+                store::tenants::complete(pool, &tenant, done).await?;
+                info!(%status, "tenant converged");
+            }
+            Ok(Outcome::Waiting) => {
+                let at = Utc::now() + chrono::Duration::from_std(HEALTH_RECHECK).unwrap_or_default();
+                store::tenants::recheck_at(pool, id, at).await?;
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let retry_in = self.inner.cfg.backoff(tenant.attempts);
+                let retry_at = Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
+                let final_failure =
+                    store::tenants::fail(pool, &tenant, &message, self.inner.cfg.max_attempts, retry_at).await?;
+                if final_failure {
+                    warn!(error = %message, "tenant failed; giving up until its owner acts");
+                } else {
+                    warn!(error = %message, retry_in_ms = retry_in.as_millis() as u64, "step failed; will retry");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn image_of(&self, tenant: &Tenant) -> String {
+        tenant.image.clone().unwrap_or_else(|| self.inner.tenants.fresco_image.clone())
+    }
+
+    /// For a converged tenant: has the world moved away from what it should be?
+    async fn drift(&self, tenant: &Tenant) -> Result<Option<(Action, String)>, ConvergeError> {
+        let id = tenant.tenant_id();
+        let status = tenant.status();
+        if matches!(status, TenantStatus::Error | TenantStatus::Destroyed) {
+            return Ok(None);
+        }
+        let info = self.inner.runtime.inspect(id).await?;
+        let drift = match tenant.desired() {
+            DesiredState::Running => match &info {
+                None => Some((Action::Recover, "container is missing".to_owned())),
+                Some(c) if matches!(c.state, RunState::Exited | RunState::Dead | RunState::Created) => {
+                    Some((Action::Recover, format!("container is not running (exit code {:?})", c.exit_code)))
+                }
+                Some(c) if c.spec_hash.as_deref() != Some(self.desired_hash(tenant).await?.as_str()) => {
+                    Some((Action::Update, "container spec changed".to_owned()))
+                }
+                Some(_) => None,
+            },
+            DesiredState::Stopped => match &info {
+                Some(c) if matches!(c.state, RunState::Running | RunState::Restarting) => {
+                    Some((Action::Recover, "container is running although the tenant is stopped".to_owned()))
+                }
+                _ => None,
+            },
+            DesiredState::Destroyed => info.map(|_| (Action::Recover, "container of a destroyed tenant".to_owned())),
+        };
+        Ok(drift)
+    }
+
+    async fn db_target(&self) -> Result<DbTarget, ConvergeError> {
+        let cfg = &self.inner.tenants;
+        let gateway = self.inner.runtime.ensure_network(&cfg.tenants_network).await?;
+        let host = match (&cfg.tenant_db_host, gateway) {
+            (Some(h), _) if h.contains(':') => h.clone(),
+            (Some(h), _) => format!("{h}:{}", self.inner.db_port),
+            (None, Some(gw)) => format!("{gw}:{}", self.inner.db_port),
+            (None, None) => {
+                return Err(ConvergeError::Container(format!(
+                    "network {} has no gateway address; set TENANT_DB_HOST",
+                    cfg.tenants_network
+                )))
+            }
+        };
+        let platform_database: String =
+            sqlx::query_scalar("SELECT current_database()").fetch_one(&self.inner.pool).await?;
+        Ok(DbTarget { host, platform_database })
+    }
+
+    fn limits(tenant: &Tenant) -> ResourceLimits {
+        serde_json::from_value(tenant.resource_limits.clone()).unwrap_or_default()
+    }
+
+    async fn desired_hash(&self, tenant: &Tenant) -> Result<String, ConvergeError> {
+        let target = self.db_target().await?;
+        let image = self.image_of(tenant);
+        let limits = Self::limits(tenant);
+        let input = SpecInput {
+            tenant: tenant.tenant_id(),
+            subdomain: &tenant.subdomain,
+            image: &image,
+            limits: &limits,
+            db: &target,
+            isolation: self.inner.dbs.isolation(),
+            password: None,
+        };
+        let spec = spec::build(&self.inner.tenants, &input);
+        Ok(spec.labels.get(crate::provision::labels::SPEC_HASH).cloned().unwrap_or_default())
+    }
+
+    async fn converge(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
+        match tenant.desired() {
+            DesiredState::Running => self.converge_running(tenant).await,
+            DesiredState::Stopped => self.converge_stopped(tenant).await,
+            DesiredState::Destroyed => self.converge_destroyed(tenant).await,
+        }
+    }
+
+    async fn converge_running(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
+        let id = tenant.tenant_id();
+        let runtime = &self.inner.runtime;
+        if tenant.status() != TenantStatus::Provisioning {
+            store::tenants::set_status(&self.inner.pool, id, TenantStatus::Provisioning).await?;
+        }
+        let role_created = self.inner.dbs.ensure(id).await?;
+        let image = self.image_of(tenant);
+        runtime.ensure_image(&image).await?;
+        let target = self.db_target().await?;
+        let limits = Self::limits(tenant);
+        let mut input = SpecInput {
+            tenant: id,
+            subdomain: &tenant.subdomain,
+            image: &image,
+            limits: &limits,
+            db: &target,
+            isolation: self.inner.dbs.isolation(),
+            password: None,
+        };
+        let wanted_hash = spec::build(&self.inner.tenants, &input)
+            .labels
+            .get(crate::provision::labels::SPEC_HASH)
+            .cloned();
+        let mut info = runtime.inspect(id).await?;
+        let stale = info.as_ref().is_none_or(|c| c.spec_hash != wanted_hash);
+        if stale || role_created {
+            if info.is_some() {
+                runtime.remove(id).await?;
+            }
+            // A fresh password at every (re)create: set on the role, handed to the
+            // container, stored nowhere else.
+            let password = new_password();
+            self.inner.dbs.set_password(id, &password).await?;
+            input.password = Some(&password);
+            let spec = spec::build(&self.inner.tenants, &input);
+            runtime.create(&spec).await?;
+            runtime.start(id).await?;
+            info = runtime.inspect(id).await?;
+        } else if let Some(c) = &info {
+            let restart_pending = tenant.action() == Some(Action::Restart)
+                && c.started_at.zip(tenant.action_started_at).is_none_or(|(s, a)| s < a);
+            if restart_pending {
+                runtime.restart(id, self.inner.tenants.stop_timeout_secs as i64).await?;
+                info = runtime.inspect(id).await?;
+            } else if !matches!(c.state, RunState::Running | RunState::Restarting) {
+                runtime.start(id).await?;
+                info = runtime.inspect(id).await?;
+            }
+        }
+        let Some(c) = info else {
+            return Err(ConvergeError::Container("container disappeared right after it was started".into()));
+        };
+        self.health_outcome(tenant, c)
+    }
+
+    fn health_outcome(&self, tenant: &Tenant, c: ContainerInfo) -> Result<Outcome, ConvergeError> {
+        let reached = || Outcome::Reached { status: TenantStatus::Active, container_id: Some(c.id.clone()), deployed: true };
+        match (c.state, c.health) {
+            (RunState::Running, Health::Healthy | Health::None) => Ok(reached()),
+            (RunState::Running, Health::Unhealthy) => Err(ConvergeError::Container(format!(
+                "container is unhealthy; last health check said: {}",
+                c.last_health_output.as_deref().unwrap_or("(nothing)")
+            ))),
+            (RunState::Exited | RunState::Dead, _) => Err(ConvergeError::Container(format!(
+                "container exited with code {} during start-up; see its logs",
+                c.exit_code.unwrap_or(-1)
+            ))),
+            _ => {
+                let timeout = self.inner.cfg.health_timeout_secs;
+                let started = tenant.action_started_at.unwrap_or(tenant.updated_at);
+                if (Utc::now() - started).num_seconds() > timeout as i64 {
+                    return Err(ConvergeError::Container(format!(
+                        "container did not become healthy within {timeout} s"
+                    )));
+                }
+                Ok(Outcome::Waiting)
+            }
+        }
+    }
+
+    async fn converge_stopped(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
+        let id = tenant.tenant_id();
+        if let Some(c) = self.inner.runtime.inspect(id).await? {
+            if matches!(c.state, RunState::Running | RunState::Restarting | RunState::Paused) {
+                self.inner.runtime.stop(id, self.inner.tenants.stop_timeout_secs as i64).await?;
+            }
+        }
+        Ok(Outcome::Reached { status: TenantStatus::Stopped, container_id: None, deployed: false })
+    }
+
+    async fn converge_destroyed(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
+        let id = tenant.tenant_id();
+        if tenant.status() != TenantStatus::Destroying {
+            store::tenants::set_status(&self.inner.pool, id, TenantStatus::Destroying).await?;
+        }
+        self.inner.runtime.remove(id).await?;
+        self.inner.dbs.teardown(id).await?;
+        Ok(Outcome::Reached { status: TenantStatus::Destroyed, container_id: None, deployed: false })
+    }
+}

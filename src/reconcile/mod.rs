@@ -1,0 +1,260 @@
+//! The loop that drives every tenant from what is observed to what its owner
+//! asked for. Level-triggered: a wake-up (NOTIFY from the API, a Docker event, the
+//! retry clock, the periodic resync) only says "look again"; each pass compares
+//! the tenant's row with Postgres and Docker and does whatever is still missing.
+//! So a crash of this process, a container removed by hand or a Docker restart
+//! converge without anyone acting.
+
+mod converge;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::{ReconcileConfig, TenantConfig};
+use crate::domain::TenantId;
+use crate::provision::database::DbOrphans;
+use crate::provision::{RuntimeError, TenantDatabases, TenantRuntime};
+use crate::store::{self, TENANT_CHANNEL};
+
+pub use converge::ConvergeError;
+
+/// How often tenants waiting for a retry or for health are looked at.
+const DUE_POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+enum Wake {
+    Tenant(TenantId),
+    Resync,
+}
+
+#[derive(Default)]
+struct Running {
+    /// Tenants with a pass under way, and whether another pass was asked for meanwhile.
+    passes: HashMap<TenantId, bool>,
+}
+
+#[derive(Clone)]
+pub struct Reconciler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    runtime: Arc<dyn TenantRuntime>,
+    dbs: TenantDatabases,
+    tenants: TenantConfig,
+    cfg: ReconcileConfig,
+    db_port: u16,
+    limit: Semaphore,
+    running: Mutex<Running>,
+    tasks: TaskTracker,
+}
+
+/// What one orphan sweep found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanReport {
+    pub containers_removed: Vec<String>,
+    #[serde(flatten)]
+    pub database: DbOrphans,
+}
+
+impl Reconciler {
+    pub fn new(
+        pool: PgPool,
+        runtime: Arc<dyn TenantRuntime>,
+        tenants: TenantConfig,
+        cfg: ReconcileConfig,
+        db_port: u16,
+    ) -> Self {
+        let dbs = TenantDatabases::new(pool.clone(), &tenants);
+        let limit = Semaphore::new(cfg.concurrency.max(1));
+        Self {
+            inner: Arc::new(Inner {
+                pool,
+                runtime,
+                dbs,
+                tenants,
+                cfg,
+                db_port,
+                limit,
+                running: Mutex::new(Running::default()),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn databases(&self) -> &TenantDatabases {
+        &self.inner.dbs
+    }
+
+    /// Runs until `shutdown` is cancelled, then waits for passes under way.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Wake>();
+        tokio::spawn(listen_notifications(self.inner.pool.clone(), tx.clone(), shutdown.clone()));
+        tokio::spawn(watch_docker(self.inner.runtime.clone(), tx.clone(), shutdown.clone()));
+        let mut resync = tokio::time::interval(Duration::from_secs(self.inner.cfg.resync_interval_secs.max(1)));
+        let mut due = tokio::time::interval(DUE_POLL);
+        due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        info!("reconciler started");
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = resync.tick() => self.resync().await,
+                _ = due.tick() => match store::tenants::due(&self.inner.pool).await {
+                    Ok(ids) => ids.into_iter().for_each(|id| self.dispatch(id)),
+                    Err(e) => warn!(error = %e, "could not look up tenants due for work"),
+                },
+                Some(wake) = rx.recv() => match wake {
+                    Wake::Tenant(id) => self.dispatch(id),
+                    Wake::Resync => self.resync().await,
+                },
+            }
+        }
+        self.inner.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(30), self.inner.tasks.wait()).await.is_err() {
+            warn!("reconcile passes still running at shutdown; they resume at next start");
+        }
+        info!("reconciler stopped");
+    }
+
+    /// Looks at every live tenant and removes managed containers nobody owns.
+    async fn resync(&self) {
+        match self.sweep_orphans().await {
+            Ok(report) => {
+                if !report.database.schemas.is_empty()
+                    || !report.database.roles.is_empty()
+                    || !report.database.databases.is_empty()
+                {
+                    warn!(
+                        schemas = ?report.database.schemas,
+                        databases = ?report.database.databases,
+                        roles = ?report.database.roles,
+                        "orphan tenant objects in Postgres (reported, not dropped)"
+                    );
+                }
+            }
+            Err(e) => warn!(error = %e, "orphan sweep failed"),
+        }
+        match store::tenants::live(&self.inner.pool).await {
+            Ok(ids) => ids.into_iter().for_each(|id| self.dispatch(id)),
+            Err(e) => warn!(error = %e, "resync could not list tenants"),
+        }
+    }
+
+    /// Removes managed containers of this instance whose tenant is gone, and
+    /// reports tenant-looking Postgres objects without a tenant.
+    pub async fn sweep_orphans(&self) -> Result<OrphanReport, ConvergeError> {
+        // List containers before tenants: a container seen here was created from a
+        // row committed earlier, so that row is in the list read next.
+        let containers = self.inner.runtime.list_managed().await?;
+        let live: HashSet<TenantId> = store::tenants::live(&self.inner.pool).await?.into_iter().collect();
+        let mut report = OrphanReport::default();
+        for c in containers {
+            if c.tenant.is_none_or(|t| !live.contains(&t)) {
+                info!(container = %c.id, tenant = ?c.tenant, "removing orphan managed container");
+                self.inner.runtime.remove_by_id(&c.id).await?;
+                report.containers_removed.push(c.id);
+            }
+        }
+        let live: Vec<TenantId> = live.into_iter().collect();
+        report.database = self.inner.dbs.orphans(&live).await?;
+        Ok(report)
+    }
+
+    /// Schedules a pass for the tenant, or asks the pass under way to go again.
+    fn dispatch(&self, id: TenantId) {
+        {
+            let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(again) = running.passes.get_mut(&id) {
+                *again = true;
+                return;
+            }
+            running.passes.insert(id, false);
+        }
+        let this = self.clone();
+        let span = tracing::info_span!("reconcile", tenant_id = %id);
+        self.inner.tasks.spawn(
+            async move {
+                loop {
+                    match this.inner.limit.acquire().await {
+                        Ok(_permit) => this.pass(id).await,
+                        Err(_) => break,
+                    }
+                    let mut running = this.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+                    match running.passes.get_mut(&id) {
+                        Some(again) if *again => *again = false,
+                        _ => {
+                            running.passes.remove(&id);
+                            break;
+                        }
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn listen_notifications(pool: PgPool, tx: mpsc::UnboundedSender<Wake>, shutdown: CancellationToken) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot listen for tenant changes; retrying");
+                tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(2)) => continue }
+            }
+        };
+        if let Err(e) = listener.listen(TENANT_CHANNEL).await {
+            warn!(error = %e, "LISTEN failed; retrying");
+            tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(2)) => continue }
+        }
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                message = listener.recv() => match message {
+                    Ok(n) => match n.payload().parse() {
+                        Ok(id) => { let _ = tx.send(Wake::Tenant(id)); }
+                        Err(_) => debug!(payload = n.payload(), "ignoring malformed notification"),
+                    },
+                    Err(e) => { warn!(error = %e, "notification stream broke; reconnecting"); break; }
+                },
+            }
+        }
+    }
+}
+
+async fn watch_docker(runtime: Arc<dyn TenantRuntime>, tx: mpsc::UnboundedSender<Wake>, shutdown: CancellationToken) {
+    loop {
+        let mut events = runtime.events();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                event = events.next() => match event {
+                    Some(Ok(e)) => {
+                        debug!(tenant_id = %e.tenant, action = %e.action, "docker event");
+                        let _ = tx.send(Wake::Tenant(e.tenant));
+                    }
+                    Some(Err(RuntimeError::Docker { message, .. })) => {
+                        warn!(error = %message, "docker event stream broke; reconnecting");
+                        break;
+                    }
+                    Some(Err(e)) => { warn!(error = %e, "docker event stream broke; reconnecting"); break; }
+                    None => break,
+                },
+            }
+        }
+        // The engine may have restarted: look at everything once it is back.
+        tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+        let _ = tx.send(Wake::Resync);
+    }
+}

@@ -1,0 +1,53 @@
+//! sqlx queries on the platform schema, one file per table group.
+
+pub mod deployments;
+pub mod tenants;
+pub mod users;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+use crate::config::DbConfig;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// NOTIFY channel that wakes the reconciler; the payload is a tenant id.
+pub const TENANT_CHANNEL: &str = "fresco_tenant_changes";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the write; carries the constraint's name.
+    #[error("conflicts with an existing row ({0})")]
+    Conflict(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Turns unique violations into `Conflict`, so callers can answer 409.
+    pub fn from_sqlx(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                return Self::Conflict(db.constraint().unwrap_or("unique").to_owned());
+            }
+        }
+        Self::Db(err)
+    }
+}
+
+pub async fn connect(cfg: &DbConfig) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = cfg.database_url.parse()?;
+    PgPoolOptions::new()
+        .max_connections(cfg.database_max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.application_name("fresco-platform"))
+        .await
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}

@@ -1,0 +1,353 @@
+//! The tenants table: what owners asked for (desired state, generation) and what
+//! the reconciler observed (status, observed generation, errors, retries).
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::deployments;
+use super::{StoreError, TENANT_CHANNEL};
+use crate::domain::{Action, DeploymentStatus, DesiredState, Subdomain, TenantId, TenantStatus};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub tenant_identifier: String,
+    pub subdomain: String,
+    pub status: String,
+    pub desired_state: String,
+    pub generation: i64,
+    pub observed_generation: i64,
+    pub current_action: Option<String>,
+    pub action_started_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub image: Option<String>,
+    pub container_id: Option<String>,
+    pub first_started_at: Option<DateTime<Utc>>,
+    pub last_deployed_at: Option<DateTime<Utc>>,
+    pub metadata: Value,
+    pub resource_limits: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, user_id, tenant_identifier, subdomain, status, desired_state, generation,
+    observed_generation, current_action, action_started_at, last_error, attempts, next_attempt_at,
+    image, container_id, first_started_at, last_deployed_at, metadata, resource_limits, created_at,
+    updated_at";
+
+impl Tenant {
+    pub fn tenant_id(&self) -> TenantId {
+        TenantId(self.id)
+    }
+    pub fn status(&self) -> TenantStatus {
+        self.status.parse().unwrap_or(TenantStatus::Error)
+    }
+    pub fn desired(&self) -> DesiredState {
+        self.desired_state.parse().unwrap_or(DesiredState::Stopped)
+    }
+    pub fn action(&self) -> Option<Action> {
+        self.current_action.as_deref().and_then(|a| a.parse().ok())
+    }
+    /// The owner's intent has been fully applied and nothing is in flight.
+    pub fn converged(&self) -> bool {
+        self.observed_generation >= self.generation && self.current_action.is_none()
+    }
+}
+
+pub struct NewTenant<'a> {
+    pub user_id: Uuid,
+    pub subdomain: &'a Subdomain,
+    pub image: Option<&'a str>,
+    pub resource_limits: Value,
+}
+
+async fn notify(tx: &mut Transaction<'_, Postgres>, id: TenantId) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(TENANT_CHANNEL)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records a new tenant wanting to run, its `create/initiated` log row, and wakes
+/// the reconciler, all in the caller's transaction.
+pub async fn insert(tx: &mut Transaction<'_, Postgres>, new: NewTenant<'_>) -> Result<Tenant, StoreError> {
+    let id = TenantId::new();
+    let tenant = sqlx::query_as::<_, Tenant>(&format!(
+        "INSERT INTO tenants (id, user_id, tenant_identifier, subdomain, image, resource_limits,
+                              current_action, action_started_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'create', now())
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id.0)
+    .bind(new.user_id)
+    .bind(id.simple())
+    .bind(new.subdomain.as_str())
+    .bind(new.image)
+    .bind(new.resource_limits)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    deployments::append(
+        &mut **tx,
+        id,
+        Action::Create,
+        DeploymentStatus::Initiated,
+        None,
+        json!({ "generation": tenant.generation, "subdomain": tenant.subdomain }),
+    )
+    .await?;
+    notify(tx, id).await?;
+    Ok(tenant)
+}
+
+pub async fn get(pool: &PgPool, id: TenantId) -> Result<Tenant, StoreError> {
+    sqlx::query_as::<_, Tenant>(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1"))
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+pub async fn get_for_update(tx: &mut Transaction<'_, Postgres>, id: TenantId) -> Result<Tenant, StoreError> {
+    sqlx::query_as::<_, Tenant>(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1 FOR UPDATE"))
+        .bind(id.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
+pub async fn list(pool: &PgPool, limit: i64, offset: i64) -> Result<(Vec<Tenant>, i64), StoreError> {
+    let rows = sqlx::query_as::<_, Tenant>(&format!(
+        "SELECT {COLUMNS} FROM tenants ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
+    ))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(pool).await?;
+    Ok((rows, total))
+}
+
+/// Records an owner's intent: new desired state, a generation bump, the action in
+/// flight and its `initiated` log row, then wakes the reconciler. A destroy that
+/// supersedes an unfinished action closes that action's log entry as failed.
+pub async fn record_intent(
+    tx: &mut Transaction<'_, Postgres>,
+    current: &Tenant,
+    action: Action,
+    desired: DesiredState,
+    status: Option<TenantStatus>,
+) -> Result<Tenant, StoreError> {
+    let id = current.tenant_id();
+    if let Some(previous) = current.action() {
+        deployments::append(
+            &mut **tx,
+            id,
+            previous,
+            DeploymentStatus::Failed,
+            Some(&format!("superseded by {action}")),
+            json!({ "generation": current.generation }),
+        )
+        .await?;
+    }
+    let tenant = sqlx::query_as::<_, Tenant>(&format!(
+        "UPDATE tenants SET desired_state = $2, generation = generation + 1, current_action = $3,
+                action_started_at = now(), attempts = 0, next_attempt_at = now(), last_error = NULL,
+                status = COALESCE($4, status), updated_at = now()
+          WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id.0)
+    .bind(desired.as_str())
+    .bind(action.as_str())
+    .bind(status.map(|s| s.as_str()))
+    .fetch_one(&mut **tx)
+    .await?;
+    deployments::append(
+        &mut **tx,
+        id,
+        action,
+        DeploymentStatus::Initiated,
+        None,
+        json!({ "generation": tenant.generation }),
+    )
+    .await?;
+    notify(tx, id).await?;
+    Ok(tenant)
+}
+
+/// Tenants with unfinished work whose retry time has come.
+pub async fn due(pool: &PgPool) -> Result<Vec<TenantId>, StoreError> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM tenants
+          WHERE (observed_generation < generation OR current_action IS NOT NULL)
+            AND next_attempt_at <= now()
+          ORDER BY next_attempt_at LIMIT 500",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.into_iter().map(TenantId).collect())
+}
+
+/// Every tenant that still has, or should have, something in Docker or Postgres.
+pub async fn live(pool: &PgPool) -> Result<Vec<TenantId>, StoreError> {
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE status <> 'destroyed'")
+        .fetch_all(pool)
+        .await?;
+    Ok(ids.into_iter().map(TenantId).collect())
+}
+
+pub async fn set_status(pool: &PgPool, id: TenantId, status: TenantStatus) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 AND status <> $2")
+        .bind(id.0)
+        .bind(status.as_str())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Asks for another look soon, without counting a failed attempt (e.g. while a
+/// container is still starting).
+pub async fn recheck_at(pool: &PgPool, id: TenantId, at: DateTime<Utc>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tenants SET next_attempt_at = $2 WHERE id = $1")
+        .bind(id.0)
+        .bind(at)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Starts an action the reconciler decided on itself (recover, update) for a
+/// converged tenant that drifted.
+pub async fn begin_own_action(
+    pool: &PgPool,
+    id: TenantId,
+    action: Action,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE tenants SET current_action = $2, action_started_at = now(), attempts = 0,
+                status = 'provisioning', updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id.0)
+    .bind(action.as_str())
+    .execute(&mut *tx)
+    .await?;
+    deployments::append(&mut *tx, id, action, DeploymentStatus::Initiated, None, json!({ "reason": reason }))
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub struct Completion<'a> {
+    pub generation: i64,
+    pub status: TenantStatus,
+    pub container_id: Option<&'a str>,
+    pub deployed: bool,
+    pub metadata: Value,
+}
+
+/// The tenant reached what generation `generation` asked for. Writes the
+/// action's `success` row with its duration.
+pub async fn complete(pool: &PgPool, tenant: &Tenant, done: Completion<'_>) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let current = get_for_update(&mut tx, tenant.tenant_id()).await?;
+    if current.generation != done.generation {
+        // A newer intent arrived; it will be converged on its own.
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE tenants SET status = $2, observed_generation = generation, current_action = NULL,
+                action_started_at = NULL, attempts = 0, last_error = NULL,
+                container_id = CASE WHEN $2 = 'destroyed' THEN NULL ELSE COALESCE($3, container_id) END,
+                last_deployed_at = CASE WHEN $4 THEN now() ELSE last_deployed_at END,
+                first_started_at = CASE WHEN $4 THEN COALESCE(first_started_at, now())
+                                        ELSE first_started_at END,
+                updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(current.id)
+    .bind(done.status.as_str())
+    .bind(done.container_id)
+    .bind(done.deployed)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(action) = current.action() {
+        let mut metadata = done.metadata;
+        if let Value::Object(map) = &mut metadata {
+            if let Some(started) = current.action_started_at {
+                map.insert("durationMs".into(), json!((Utc::now() - started).num_milliseconds()));
+            }
+            map.insert("generation".into(), json!(done.generation));
+        }
+        deployments::append(&mut *tx, current.tenant_id(), action, DeploymentStatus::Success, None, metadata)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A step failed. Below the attempt limit the tenant is retried at `retry_at`;
+/// at the limit it goes to `error` and the action's `failed` row is written.
+pub async fn fail(
+    pool: &PgPool,
+    tenant: &Tenant,
+    message: &str,
+    max_attempts: i32,
+    retry_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut tx = pool.begin().await?;
+    let current = get_for_update(&mut tx, tenant.tenant_id()).await?;
+    if current.generation != tenant.generation {
+        // The owner changed their mind meanwhile; the new intent gets a fresh start.
+        return Ok(false);
+    }
+    let attempts = current.attempts + 1;
+    let final_failure = attempts >= max_attempts;
+    if final_failure {
+        sqlx::query(
+            "UPDATE tenants SET status = 'error', last_error = $2, attempts = $3,
+                    observed_generation = generation, current_action = NULL, action_started_at = NULL,
+                    updated_at = now()
+              WHERE id = $1",
+        )
+        .bind(current.id)
+        .bind(message)
+        .bind(attempts)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(action) = current.action() {
+            let duration = current.action_started_at.map(|s| (Utc::now() - s).num_milliseconds());
+            deployments::append(
+                &mut *tx,
+                current.tenant_id(),
+                action,
+                DeploymentStatus::Failed,
+                Some(message),
+                json!({ "attempts": attempts, "durationMs": duration, "generation": current.generation }),
+            )
+            .await?;
+        }
+    } else {
+        sqlx::query(
+            "UPDATE tenants SET last_error = $2, attempts = $3, next_attempt_at = $4, updated_at = now()
+              WHERE id = $1",
+        )
+        .bind(current.id)
+        .bind(message)
+        .bind(attempts)
+        .bind(retry_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(final_failure)
+}
