@@ -101,12 +101,13 @@ impl TenantDatabases {
         let role = tenant.role_name();
         let r = ident(&role);
         let created = !self.role_exists(&role).await?;
-        let attributes = format!(
-            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT {}",
-            self.connection_limit
-        );
+        // Postgres 15 refuses to let a non-superuser even restate SUPERUSER,
+        // REPLICATION or BYPASSRLS in ALTER ROLE; they are off at creation.
+        let attributes =
+            format!("LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT {}", self.connection_limit);
         if created {
-            match self.exec("create role", &format!("CREATE ROLE {r} {attributes}")).await {
+            let create = format!("CREATE ROLE {r} {attributes} NOSUPERUSER NOREPLICATION NOBYPASSRLS");
+            match self.exec("create role", &create).await {
                 Ok(()) => {}
                 // Lost a race with another creator of the same tenant: go on and correct it.
                 Err(e) if !self.role_exists(&role).await? => return Err(e),

@@ -13,8 +13,11 @@ use crate::domain::TenantId;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_mb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
 }
 

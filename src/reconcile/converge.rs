@@ -88,6 +88,10 @@ impl Reconciler {
             Err(StoreError::NotFound) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
+        if !tenant.converged() && tenant.attempts > 0 && tenant.next_attempt_at > Utc::now() {
+            // Backing off after a failure; an owner's new intent resets the clock.
+            return Ok(());
+        }
         if tenant.converged() {
             match self.drift(&tenant).await? {
                 None => return Ok(()),
