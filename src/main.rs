@@ -7,8 +7,16 @@ use fresco_platform::config::{Cli, Command, LogFormat};
 use fresco_platform::{app, store};
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // The Docker client logs request and response bodies at debug level, and
+    // those carry tenant containers' env (database passwords): never let them
+    // through, whatever RUST_LOG says.
+    for quiet in ["bollard=info", "hyper=info", "hyper_util=info"] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => builder.init(),

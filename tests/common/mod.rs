@@ -54,11 +54,15 @@ pub struct Options {
     /// Run `fresco-platform serve` as a child process instead of in-process.
     pub process: bool,
     pub extra: Vec<(&'static str, String)>,
+    /// Process mode: where its stderr (the log) goes.
+    pub log_file: Option<std::path::PathBuf>,
+    /// Process mode: extra environment (RUST_LOG, LOG_FORMAT).
+    pub process_env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { isolation: "schema", process: false, extra: vec![] }
+        Self { isolation: "schema", process: false, extra: vec![], log_file: None, process_env: vec![] }
     }
 }
 
@@ -157,7 +161,14 @@ impl Platform {
         if self.opts.process {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_fresco-platform"));
             cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::inherit());
+            if let Some(path) = &self.opts.log_file {
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file");
+                cmd.stderr(file);
+            }
             for (k, v) in self.args() {
+                cmd.env(k, v);
+            }
+            for (k, v) in &self.opts.process_env {
                 cmd.env(k, v);
             }
             self.server = Server::Process(cmd.spawn().expect("spawn fresco-platform serve"));
