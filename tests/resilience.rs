@@ -145,3 +145,34 @@ async fn orphan_containers_are_removed_and_orphan_schemas_only_reported() {
     assert!(kept, "an orphan schema was dropped");
     p.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_spec_is_applied_by_recreating_the_container() {
+    let mut p = Platform::start(Options::default()).await;
+    let sub = subdomain("respec");
+    let id = p.create_active(&sub).await;
+    let before = p.container(&id).await.unwrap();
+    assert_eq!(before.host_config.as_ref().unwrap().memory, Some(512 * 1024 * 1024));
+
+    // The operator changes the memory limit and restarts the control plane.
+    p.kill_server().await;
+    p.opts.extra.push(("TENANT_MEMORY_MB", "384".into()));
+    p.start_server().await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(c) = p.container(&id).await {
+            if c.host_config.as_ref().unwrap().memory == Some(384 * 1024 * 1024) {
+                assert_ne!(c.id, before.id, "the container must be recreated");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "new limit never applied");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    p.wait_status(&id, "active", Duration::from_secs(60)).await;
+    wait_traefik(&sub, "/signin", 200, Duration::from_secs(20)).await;
+    let log = p.deployments(&id).await;
+    assert!(log.ends_with(&[("update".into(), "initiated".into()), ("update".into(), "success".into())]), "{log:?}");
+    p.cleanup().await;
+}

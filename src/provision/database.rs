@@ -12,6 +12,10 @@ use sqlx::PgPool;
 use crate::config::{Isolation, TenantConfig};
 use crate::domain::TenantId;
 
+/// Grants on one database rewrite the same pg_database row; concurrent ones fail
+/// with "tuple concurrently updated", so they take this transaction lock first.
+pub const DATABASE_ACL_LOCK: i64 = 0x6672_6573_636f_0001;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
     #[error("postgres {step} failed: {source}")]
@@ -137,7 +141,10 @@ impl TenantDatabases {
                     "ALTER ROLE {r} SET search_path = {s};
                      CREATE SCHEMA IF NOT EXISTS {s} AUTHORIZATION {r};
                      ALTER SCHEMA {s} OWNER TO {r};
-                     GRANT CONNECT ON DATABASE {db} TO {r};",
+                     BEGIN;
+                     SELECT pg_advisory_xact_lock({DATABASE_ACL_LOCK});
+                     GRANT CONNECT ON DATABASE {db} TO {r};
+                     COMMIT;",
                     db = ident(&self.current_database().await?),
                 ));
                 self.exec("role settings and schema", &settings).await?;
@@ -203,7 +210,8 @@ impl TenantDatabases {
             )
             .await?;
         }
-        let mut sql = String::from("BEGIN;");
+        // DROP OWNED BY revokes the role's CONNECT, rewriting the database's ACL.
+        let mut sql = format!("BEGIN; SELECT pg_advisory_xact_lock({DATABASE_ACL_LOCK});");
         sql.push_str(&format!("DROP SCHEMA IF EXISTS {} CASCADE;", ident(&tenant.schema_name())));
         if role_exists {
             sql.push_str(&format!("DROP OWNED BY {r}; DROP ROLE {r};"));

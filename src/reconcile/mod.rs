@@ -57,6 +57,7 @@ struct Inner {
     limit: Semaphore,
     running: Mutex<Running>,
     tasks: TaskTracker,
+    last_orphans: Mutex<Option<String>>,
 }
 
 /// What one orphan sweep found.
@@ -89,6 +90,7 @@ impl Reconciler {
                 limit,
                 running: Mutex::new(Running::default()),
                 tasks: TaskTracker::new(),
+                last_orphans: Mutex::new(None),
             }),
         }
     }
@@ -131,10 +133,17 @@ impl Reconciler {
     async fn resync(&self) {
         match self.sweep_orphans().await {
             Ok(report) => {
-                if !report.database.schemas.is_empty()
-                    || !report.database.roles.is_empty()
-                    || !report.database.databases.is_empty()
-                {
+                let db = &report.database;
+                let found = !db.schemas.is_empty() || !db.roles.is_empty() || !db.databases.is_empty();
+                // Said once per change, not at every resync.
+                let summary = format!("{:?}{:?}{:?}", db.schemas, db.databases, db.roles);
+                let changed = {
+                    let mut last = self.inner.last_orphans.lock().unwrap_or_else(|p| p.into_inner());
+                    let changed = last.as_deref() != Some(summary.as_str());
+                    *last = Some(summary);
+                    changed
+                };
+                if found && changed {
                     warn!(
                         schemas = ?report.database.schemas,
                         databases = ?report.database.databases,

@@ -190,6 +190,14 @@ impl Platform {
         }
     }
 
+    /// The pid of the `serve` process, in process mode.
+    pub fn server_pid(&self) -> Option<u32> {
+        match &self.server {
+            Server::Process(child) => Some(child.id()),
+            _ => None,
+        }
+    }
+
     /// SIGKILL for a child process; an abrupt abort in-process.
     pub async fn kill_server(&mut self) {
         match std::mem::replace(&mut self.server, Server::Stopped) {
@@ -404,6 +412,7 @@ fn flag_name(env_name: &str) -> &'static str {
         "TENANT_STOP_TIMEOUT_SECS" => "stop-timeout-secs",
         "HEALTH_TIMEOUT_SECS" => "health-timeout-secs",
         "FRESCO_IMAGE" => "fresco-image",
+        "TENANT_MEMORY_MB" => "memory-mb",
         other => panic!("no flag mapping for {other}"),
     }
 }
