@@ -26,14 +26,25 @@ pub struct AppState {
 /// Connects to Postgres (applying migrations) and Docker, and builds the state.
 pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
     if config.tenants.memory_mb < crate::provision::spec::MIN_MEMORY_MB {
-        anyhow::bail!("TENANT_MEMORY_MB must be at least {}", crate::provision::spec::MIN_MEMORY_MB);
+        anyhow::bail!(
+            "TENANT_MEMORY_MB must be at least {}",
+            crate::provision::spec::MIN_MEMORY_MB
+        );
     }
-    let pool = store::connect(&config.db).await.context("connecting to the platform database")?;
+    let pool = store::connect(&config.db)
+        .await
+        .context("connecting to the platform database")?;
     store::migrate(&pool).await.context("applying migrations")?;
     let runtime: Arc<dyn TenantRuntime> = Arc::new(
-        DockerRuntime::connect(&config.tenants.platform_instance).await.context("connecting to Docker")?,
+        DockerRuntime::connect(&config.tenants.platform_instance)
+            .await
+            .context("connecting to Docker")?,
     );
-    let options: PgConnectOptions = config.db.database_url.parse().context("parsing DATABASE_URL")?;
+    let options: PgConnectOptions = config
+        .db
+        .database_url
+        .parse()
+        .context("parsing DATABASE_URL")?;
     let reconciler = Reconciler::new(
         pool.clone(),
         runtime.clone(),
@@ -41,7 +52,12 @@ pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
         config.reconcile.clone(),
         options.get_port(),
     );
-    Ok(AppState { pool, runtime, reconciler, config: Arc::new(config) })
+    Ok(AppState {
+        pool,
+        runtime,
+        reconciler,
+        config: Arc::new(config),
+    })
 }
 
 pub fn app(state: AppState) -> axum::Router {
@@ -49,12 +65,18 @@ pub fn app(state: AppState) -> axum::Router {
 }
 
 /// Serves the API on `listener` and runs the reconciler until `shutdown` fires.
-pub async fn launch(listener: TcpListener, config: ServeConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn launch(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let state = prepare(config).await?;
     let reconciler = tokio::spawn(state.reconciler.clone().run(shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "API listening");
     let token = shutdown.clone();
-    axum::serve(listener, app(state)).with_graceful_shutdown(async move { token.cancelled().await }).await?;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await?;
     shutdown.cancel();
     reconciler.await.context("reconciler task")?;
     Ok(())

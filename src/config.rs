@@ -7,7 +7,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "fresco-platform", version, about = "Runs Fresco as a multi-tenant service")]
+#[command(
+    name = "fresco-platform",
+    version,
+    about = "Runs Fresco as a multi-tenant service"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -109,7 +113,11 @@ pub struct TenantConfig {
     #[arg(long, env = "TENANT_DB_HOST")]
     pub tenant_db_host: Option<String>,
     /// Fresco image for new tenants.
-    #[arg(long, env = "FRESCO_IMAGE", default_value = "ghcr.io/complexdatacollective/fresco:latest")]
+    #[arg(
+        long,
+        env = "FRESCO_IMAGE",
+        default_value = "ghcr.io/complexdatacollective/fresco:latest"
+    )]
     pub fresco_image: String,
     /// Docker HEALTHCHECK: a JSON array is run in exec form, anything else by the shell.
     #[arg(
@@ -137,7 +145,11 @@ pub struct TenantConfig {
     #[arg(long, env = "TRAEFIK_CERT_RESOLVER")]
     pub traefik_cert_resolver: Option<String>,
     /// Traefik middlewares attached to every tenant router.
-    #[arg(long, env = "TRAEFIK_MIDDLEWARES", default_value = "security-headers@file")]
+    #[arg(
+        long,
+        env = "TRAEFIK_MIDDLEWARES",
+        default_value = "security-headers@file"
+    )]
     pub traefik_middlewares: String,
     /// Memory limit per tenant in MiB (at least 256); swap is twice this.
     #[arg(long, env = "TENANT_MEMORY_MB", default_value_t = 512)]
@@ -196,8 +208,14 @@ impl TenantConfig {
     /// The URL a tenant is reached at.
     pub fn tenant_url(&self, subdomain: &str) -> String {
         match self.tenant_url_port {
-            Some(port) => format!("{}://{}.{}:{}", self.tenant_url_scheme, subdomain, self.base_domain, port),
-            None => format!("{}://{}.{}", self.tenant_url_scheme, subdomain, self.base_domain),
+            Some(port) => format!(
+                "{}://{}.{}:{}",
+                self.tenant_url_scheme, subdomain, self.base_domain, port
+            ),
+            None => format!(
+                "{}://{}.{}",
+                self.tenant_url_scheme, subdomain, self.base_domain
+            ),
         }
     }
 }

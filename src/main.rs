@@ -7,7 +7,8 @@ use fresco_platform::config::{Cli, Command, LogFormat};
 use fresco_platform::{app, store};
 
 fn init_logging(format: LogFormat) {
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let mut filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     // The Docker client logs request and response bodies at debug level, and
     // those carry tenant containers' env (database passwords): never let them
     // through, whatever RUST_LOG says.
@@ -16,9 +17,15 @@ fn init_logging(format: LogFormat) {
             filter = filter.add_directive(directive);
         }
     }
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         LogFormat::Text => builder.init(),
     }
 }
@@ -27,10 +34,11 @@ async fn shutdown_signal(token: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]
@@ -53,16 +61,24 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(db) => {
             init_logging(LogFormat::Text);
-            let pool = store::connect(&db).await.context("connecting to the platform database")?;
+            let pool = store::connect(&db)
+                .await
+                .context("connecting to the platform database")?;
             store::migrate(&pool).await.context("applying migrations")?;
             println!("migrations applied");
             Ok(())
         }
         Command::CreateAdmin(args) => {
-            let pool = store::connect(&args.db).await.context("connecting to the platform database")?;
+            let pool = store::connect(&args.db)
+                .await
+                .context("connecting to the platform database")?;
             store::migrate(&pool).await.context("applying migrations")?;
-            let (user, key) = store::users::create_admin_with_key(&pool, &args.email, &args.key_name).await?;
-            eprintln!("admin {} ({}) — this API key is shown once:", user.email, user.id);
+            let (user, key) =
+                store::users::create_admin_with_key(&pool, &args.email, &args.key_name).await?;
+            eprintln!(
+                "admin {} ({}) — this API key is shown once:",
+                user.email, user.id
+            );
             println!("{}", key.secret);
             Ok(())
         }

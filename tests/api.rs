@@ -8,7 +8,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 async fn tenant_rows(p: &Platform) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&p.pool).await.unwrap()
+    sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&p.pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +38,11 @@ async fn bad_subdomains_are_refused_with_the_rule_and_create_nothing() {
     ];
     for (input, rule) in cases {
         let (status, body) = p.create_tenant(input).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{input:?}: {body}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{input:?}: {body}"
+        );
         assert_eq!(body["error"]["code"], "validation_failed", "{input:?}");
         assert_eq!(body["error"]["details"]["field"], "subdomain", "{input:?}");
         assert_eq!(body["error"]["details"]["rule"], *rule, "{input:?}: {body}");
@@ -43,7 +50,10 @@ async fn bad_subdomains_are_refused_with_the_rule_and_create_nothing() {
     }
     assert_eq!(tenant_rows(&p).await, 0);
     assert!(p.managed_containers().await.is_empty());
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'member'").fetch_one(&p.pool).await.unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE role = 'member'")
+        .fetch_one(&p.pool)
+        .await
+        .unwrap();
     assert_eq!(users, 0, "a refused request created an owner");
     p.cleanup().await;
 }
@@ -55,8 +65,16 @@ async fn concurrent_creates_of_one_subdomain_yield_one_tenant() {
     let (first, second) = tokio::join!(p.create_tenant(&sub), p.create_tenant(&sub));
     let mut statuses = vec![first.0, second.0];
     statuses.sort();
-    assert_eq!(statuses, vec![StatusCode::ACCEPTED, StatusCode::CONFLICT], "{first:?} {second:?}");
-    let loser = if first.0 == StatusCode::CONFLICT { &first.1 } else { &second.1 };
+    assert_eq!(
+        statuses,
+        vec![StatusCode::ACCEPTED, StatusCode::CONFLICT],
+        "{first:?} {second:?}"
+    );
+    let loser = if first.0 == StatusCode::CONFLICT {
+        &first.1
+    } else {
+        &second.1
+    };
     assert_eq!(loser["error"]["code"], "subdomain_taken");
     assert_eq!(tenant_rows(&p).await, 1);
     p.cleanup().await;
@@ -73,19 +91,38 @@ async fn requests_without_a_valid_key_or_for_unknown_tenants_are_refused() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
 
-    let r = client.get(p.url("/api/v1/tenants")).bearer_auth("fpk_nope_wrong").send().await.unwrap();
+    let r = client
+        .get(p.url("/api/v1/tenants"))
+        .bearer_auth("fpk_nope_wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // A request id given by a proxy is kept.
-    let r = client.get(p.url("/api/health")).header("x-request-id", "trace-me-123").send().await.unwrap();
+    let r = client
+        .get(p.url("/api/health"))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-me-123");
 
     let missing = uuid::Uuid::new_v4();
-    for path in [format!("/api/v1/tenants/{missing}"), "/api/v1/tenants/not-an-id".to_owned()] {
+    for path in [
+        format!("/api/v1/tenants/{missing}"),
+        "/api/v1/tenants/not-an-id".to_owned(),
+    ] {
         let (status, body) = p.request(Method::GET, &path, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
     }
-    let (status, _) = p.request(Method::POST, &format!("/api/v1/tenants/{missing}/start"), None).await;
+    let (status, _) = p
+        .request(
+            Method::POST,
+            &format!("/api/v1/tenants/{missing}/start"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Malformed bodies.
@@ -98,10 +135,20 @@ async fn requests_without_a_valid_key_or_for_unknown_tenants_are_refused() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let (status, body) = p.request(Method::POST, "/api/v1/tenants", Some(json!({ "subdomain": "abc" }))).await;
+    let (status, body) = p
+        .request(
+            Method::POST,
+            "/api/v1/tenants",
+            Some(json!({ "subdomain": "abc" })),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, body) = p
-        .request(Method::POST, "/api/v1/tenants", Some(json!({ "subdomain": subdomain("mail"), "ownerEmail": "nope" })))
+        .request(
+            Method::POST,
+            "/api/v1/tenants",
+            Some(json!({ "subdomain": subdomain("mail"), "ownerEmail": "nope" })),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["details"]["field"], "ownerEmail");
@@ -113,7 +160,9 @@ async fn requests_without_a_valid_key_or_for_unknown_tenants_are_refused() {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let (status, _) = p.request(Method::GET, "/api/v1/tenants?perPage=1000", None).await;
+    let (status, _) = p
+        .request(Method::GET, "/api/v1/tenants?perPage=1000", None)
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = p.request(Method::GET, "/api/v1/nothing-here", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -123,12 +172,18 @@ async fn requests_without_a_valid_key_or_for_unknown_tenants_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenant_list_is_paginated() {
-    let p = Platform::start(Options { extra: vec![("FRESCO_IMAGE", "127.0.0.1:9/never/pulled:1".into())], ..Default::default() }).await;
+    let p = Platform::start(Options {
+        extra: vec![("FRESCO_IMAGE", "127.0.0.1:9/never/pulled:1".into())],
+        ..Default::default()
+    })
+    .await;
     for i in 0..3 {
         let (status, body) = p.create_tenant(&subdomain(&format!("page{i}"))).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
-    let (status, body) = p.request(Method::GET, "/api/v1/tenants?page=2&perPage=2", None).await;
+    let (status, body) = p
+        .request(Method::GET, "/api/v1/tenants?page=2&perPage=2", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
     assert_eq!(body["meta"]["total"], 3);

@@ -9,7 +9,11 @@ fn denied(result: Result<impl std::fmt::Debug, sqlx::Error>, what: &str) {
     match result {
         Ok(v) => panic!("{what} was allowed: {v:?}"),
         Err(sqlx::Error::Database(e)) => {
-            assert_eq!(e.code().as_deref(), Some("42501"), "{what}: expected insufficient_privilege, got {e}")
+            assert_eq!(
+                e.code().as_deref(),
+                Some("42501"),
+                "{what}: expected insufficient_privilege, got {e}"
+            )
         }
         Err(e) => panic!("{what}: unexpected error {e}"),
     }
@@ -22,50 +26,87 @@ async fn schema_mode_tenant_role_is_confined_to_its_schema() {
     let b = p.create_active(&subdomain("iso-b")).await;
     let schema_b = tenant_id(&b).schema_name();
 
-    let mut conn = p.connect_as_tenant(&a, &p.db_name).await.expect("tenant A logs in to the platform database");
+    let mut conn = p
+        .connect_as_tenant(&a, &p.db_name)
+        .await
+        .expect("tenant A logs in to the platform database");
     // Positive control: its own tables are readable through its search_path.
-    let own: i64 = sqlx::query_scalar("SELECT count(*) FROM \"AppSettings\"").fetch_one(&mut conn).await.unwrap();
+    let own: i64 = sqlx::query_scalar("SELECT count(*) FROM \"AppSettings\"")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(own, 1);
 
-    denied(sqlx::query_scalar::<_, i64>("SELECT count(*) FROM public.users").fetch_one(&mut conn).await, "reading platform users");
     denied(
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM public.tenants").fetch_one(&mut conn).await,
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM public.users")
+            .fetch_one(&mut conn)
+            .await,
+        "reading platform users",
+    );
+    denied(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM public.tenants")
+            .fetch_one(&mut conn)
+            .await,
         "reading platform tenants",
     );
     denied(
-        sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM \"{schema_b}\".\"AppSettings\""))
-            .fetch_one(&mut conn)
-            .await,
+        sqlx::query_scalar::<_, i64>(&format!(
+            "SELECT count(*) FROM \"{schema_b}\".\"AppSettings\""
+        ))
+        .fetch_one(&mut conn)
+        .await,
         "reading another tenant's schema",
     );
     denied(
-        sqlx::query(&format!("INSERT INTO \"{schema_b}\".\"AppSettings\" (key, value) VALUES ('x', 'y')"))
-            .execute(&mut conn)
-            .await,
+        sqlx::query(&format!(
+            "INSERT INTO \"{schema_b}\".\"AppSettings\" (key, value) VALUES ('x', 'y')"
+        ))
+        .execute(&mut conn)
+        .await,
         "writing another tenant's schema",
     );
-    denied(sqlx::query("CREATE TABLE public.intruder (id int)").execute(&mut conn).await, "creating in public");
     denied(
-        sqlx::query(&format!("CREATE TABLE \"{schema_b}\".intruder (id int)")).execute(&mut conn).await,
+        sqlx::query("CREATE TABLE public.intruder (id int)")
+            .execute(&mut conn)
+            .await,
+        "creating in public",
+    );
+    denied(
+        sqlx::query(&format!("CREATE TABLE \"{schema_b}\".intruder (id int)"))
+            .execute(&mut conn)
+            .await,
         "creating in another tenant's schema",
     );
     // Other databases of the cluster are closed to it.
     let other = p.connect_as_tenant(&a, "postgres").await;
     assert!(other.is_err(), "tenant connected to the postgres database");
     // Role settings of the design.
-    let timeout: String = sqlx::query_scalar("SHOW statement_timeout").fetch_one(&mut conn).await.unwrap();
+    let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(timeout, "1min");
     p.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_mode_tenant_cannot_connect_to_another_tenants_database() {
-    let p = Platform::start(Options { isolation: "database", ..Default::default() }).await;
+    let p = Platform::start(Options {
+        isolation: "database",
+        ..Default::default()
+    })
+    .await;
     let a = p.create_active(&subdomain("dbiso-a")).await;
     let b = p.create_active(&subdomain("dbiso-b")).await;
 
-    let own = p.connect_as_tenant(&a, &tenant_id(&a).database_name()).await;
-    assert!(own.is_ok(), "tenant A cannot reach its own database: {:?}", own.err());
+    let own = p
+        .connect_as_tenant(&a, &tenant_id(&a).database_name())
+        .await;
+    assert!(
+        own.is_ok(),
+        "tenant A cannot reach its own database: {:?}",
+        own.err()
+    );
     for (database, what) in [
         (tenant_id(&b).database_name(), "another tenant's database"),
         (p.db_name.clone(), "the platform database"),

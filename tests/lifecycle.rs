@@ -29,13 +29,22 @@ async fn created_tenant_becomes_active_and_is_routed_by_traefik() {
     wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
     assert_eq!(through_traefik(&sub, "/api/health").await, 200);
     // The stand-in's tables landed in this tenant's own schema.
-    assert_eq!(table_count_in_schema(&p, &tenant_id(&id).schema_name()).await, 2);
+    assert_eq!(
+        table_count_in_schema(&p, &tenant_id(&id).schema_name()).await,
+        2
+    );
 
     let t = p.tenant(&id).await;
     assert_eq!(t["container"]["health"], "healthy");
-    assert!(t["setup"]["url"].as_str().unwrap().ends_with("/setup"), "{t}");
+    assert!(
+        t["setup"]["url"].as_str().unwrap().ends_with("/setup"),
+        "{t}"
+    );
     assert!(t["setup"]["deadline"].is_string());
-    assert!(!t.to_string().contains(&p.tenant_password(&id).await), "password leaked in tenant view");
+    assert!(
+        !t.to_string().contains(&p.tenant_password(&id).await),
+        "password leaked in tenant view"
+    );
 
     // The container carries the limits and labels of the design.
     let c = p.container(&id).await.unwrap();
@@ -45,7 +54,9 @@ async fn created_tenant_becomes_active_and_is_routed_by_traefik() {
     assert_eq!(host.nano_cpus, Some(500_000_000));
     assert_eq!(host.pids_limit, Some(100));
     assert_eq!(
-        host.restart_policy.and_then(|r| r.name).map(|n| n.to_string()),
+        host.restart_policy
+            .and_then(|r| r.name)
+            .map(|n| n.to_string()),
         Some("unless-stopped".to_owned())
     );
     let labels = c.config.unwrap().labels.unwrap();
@@ -53,38 +64,58 @@ async fn created_tenant_becomes_active_and_is_routed_by_traefik() {
     assert_eq!(labels["fresco-platform.managed"], "true");
     assert_eq!(labels["fresco-platform.tenant-id"], id);
     assert!(labels.contains_key("fresco-platform.spec-hash"));
-    assert_eq!(labels[&format!("traefik.http.routers.{router}.rule")], format!("Host(`{sub}.fresco.localhost`)"));
-    assert_eq!(labels[&format!("traefik.http.routers.{router}.middlewares")], "security-headers@file");
+    assert_eq!(
+        labels[&format!("traefik.http.routers.{router}.rule")],
+        format!("Host(`{sub}.fresco.localhost`)")
+    );
+    assert_eq!(
+        labels[&format!("traefik.http.routers.{router}.middlewares")],
+        "security-headers@file"
+    );
     assert!(!labels.contains_key(&format!("traefik.http.routers.{router}.tls.certresolver")));
     p.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_mode_tenant_gets_its_own_database() {
-    let p = Platform::start(Options { isolation: "database", ..Default::default() }).await;
+    let p = Platform::start(Options {
+        isolation: "database",
+        ..Default::default()
+    })
+    .await;
     let sub = subdomain("dbmode");
     let id = p.create_active(&sub).await;
     wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
 
     let db = tenant_id(&id).database_name();
-    let mut conn = p.connect_as_tenant(&id, &db).await.expect("tenant connects to its own database");
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM public.\"AppSettings\" WHERE key = 'initializedAt'")
-        .fetch_one(&mut conn)
+    let mut conn = p
+        .connect_as_tenant(&id, &db)
         .await
-        .expect("stand-in tables in the public schema of the tenant database");
+        .expect("tenant connects to its own database");
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM public.\"AppSettings\" WHERE key = 'initializedAt'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("stand-in tables in the public schema of the tenant database");
     assert_eq!(rows, 1);
     // Nothing of the tenant in the platform database.
-    assert_eq!(table_count_in_schema(&p, &tenant_id(&id).schema_name()).await, 0);
+    assert_eq!(
+        table_count_in_schema(&p, &tenant_id(&id).schema_name()).await,
+        0
+    );
     drop(conn);
 
     let (status, body) = p.destroy(&id, &sub).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    p.wait_status(&id, "destroyed", Duration::from_secs(60)).await;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&db)
-        .fetch_one(&p.pool)
-        .await
-        .unwrap();
+    p.wait_status(&id, "destroyed", Duration::from_secs(60))
+        .await;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&db)
+            .fetch_one(&p.pool)
+            .await
+            .unwrap();
     assert!(!exists, "tenant database left behind");
     p.cleanup().await;
 }
@@ -105,7 +136,11 @@ async fn full_lifecycle_stops_starts_restarts_destroys_and_logs_every_step() {
     assert_eq!(state.running, Some(false));
     wait_traefik(&sub, "/signin", 404, ROUTE_TIMEOUT).await;
     let (status, _) = p.action(&id, "stop").await;
-    assert_eq!(status, StatusCode::CONFLICT, "stopping a stopped tenant makes no sense");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "stopping a stopped tenant makes no sense"
+    );
 
     // start: routed again.
     let (status, body) = p.action(&id, "start").await;
@@ -114,12 +149,23 @@ async fn full_lifecycle_stops_starts_restarts_destroys_and_logs_every_step() {
     wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
 
     // restart: healthy again with a new start time.
-    let before = p.container(&id).await.unwrap().state.unwrap().started_at.unwrap();
+    let before = p
+        .container(&id)
+        .await
+        .unwrap()
+        .state
+        .unwrap()
+        .started_at
+        .unwrap();
     let (status, body) = p.action(&id, "restart").await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let t = p.wait_status(&id, "active", Duration::from_secs(60)).await;
     let after = p.container(&id).await.unwrap().state.unwrap();
-    assert_ne!(after.started_at.unwrap(), before, "restart did not restart the container");
+    assert_ne!(
+        after.started_at.unwrap(),
+        before,
+        "restart did not restart the container"
+    );
     assert_eq!(t["container"]["health"], "healthy");
     wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
 
@@ -128,23 +174,30 @@ async fn full_lifecycle_stops_starts_restarts_destroys_and_logs_every_step() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, body) = p.destroy(&id, &sub).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    p.wait_status(&id, "destroyed", Duration::from_secs(60)).await;
+    p.wait_status(&id, "destroyed", Duration::from_secs(60))
+        .await;
     assert!(p.container(&id).await.is_none(), "container left behind");
-    let schema: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-        .bind(tid.schema_name())
-        .fetch_one(&p.pool)
-        .await
-        .unwrap();
+    let schema: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(tid.schema_name())
+            .fetch_one(&p.pool)
+            .await
+            .unwrap();
     assert!(!schema, "schema left behind");
-    let role: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-        .bind(tid.role_name())
-        .fetch_one(&p.pool)
-        .await
-        .unwrap();
+    let role: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(tid.role_name())
+            .fetch_one(&p.pool)
+            .await
+            .unwrap();
     assert!(!role, "role left behind");
     wait_traefik(&sub, "/signin", 404, ROUTE_TIMEOUT).await;
     let (status, _) = p.action(&id, "start").await;
-    assert_eq!(status, StatusCode::CONFLICT, "starting a destroyed tenant makes no sense");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "starting a destroyed tenant makes no sense"
+    );
 
     let log = p.deployments(&id).await;
     let expected: Vec<(String, String)> = [

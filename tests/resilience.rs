@@ -22,7 +22,12 @@ async fn container_removed_by_hand_is_recreated() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(c) = p.container(&id).await {
-            let healthy = c.state.as_ref().and_then(|s| s.health.as_ref()).and_then(|h| h.status).map(|s| s.to_string());
+            let healthy = c
+                .state
+                .as_ref()
+                .and_then(|s| s.health.as_ref())
+                .and_then(|h| h.status)
+                .map(|s| s.to_string());
             if c.id.as_deref() != Some(&old) && healthy.as_deref() == Some("healthy") {
                 break;
             }
@@ -33,7 +38,13 @@ async fn container_removed_by_hand_is_recreated() {
     p.wait_status(&id, "active", Duration::from_secs(30)).await;
     wait_traefik(&sub, "/signin", 200, Duration::from_secs(20)).await;
     let log = p.deployments(&id).await;
-    assert!(log.ends_with(&[("recover".into(), "initiated".into()), ("recover".into(), "success".into())]), "{log:?}");
+    assert!(
+        log.ends_with(&[
+            ("recover".into(), "initiated".into()),
+            ("recover".into(), "success".into())
+        ]),
+        "{log:?}"
+    );
     p.cleanup().await;
 }
 
@@ -55,19 +66,28 @@ async fn unpullable_image_ends_in_error_naming_the_image() {
     assert!(message.contains(image), "{message}");
     assert!(p.container(&id).await.is_none());
     let log = p.deployments(&id).await;
-    assert_eq!(log.last().unwrap(), &("create".to_owned(), "failed".to_owned()));
-    let failed: String = sqlx::query_scalar("SELECT error_message FROM deployment_logs WHERE tenant_id = $1 AND status = 'failed'")
-        .bind(tenant_id(&id).0)
-        .fetch_one(&p.pool)
-        .await
-        .unwrap();
+    assert_eq!(
+        log.last().unwrap(),
+        &("create".to_owned(), "failed".to_owned())
+    );
+    let failed: String = sqlx::query_scalar(
+        "SELECT error_message FROM deployment_logs WHERE tenant_id = $1 AND status = 'failed'",
+    )
+    .bind(tenant_id(&id).0)
+    .fetch_one(&p.pool)
+    .await
+    .unwrap();
     assert!(failed.contains(image), "{failed}");
     p.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_control_plane_converges_after_restart() {
-    let mut p = Platform::start(Options { process: true, ..Default::default() }).await;
+    let mut p = Platform::start(Options {
+        process: true,
+        ..Default::default()
+    })
+    .await;
     let mut ids = vec![];
     for i in 0..4 {
         let (status, body) = p.create_tenant(&subdomain(&format!("kill{i}"))).await;
@@ -82,11 +102,15 @@ async fn killed_control_plane_converges_after_restart() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     p.kill_server().await;
-    let active_at_kill: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE status = 'active'")
-        .fetch_one(&p.pool)
-        .await
-        .unwrap();
-    assert!(active_at_kill < 4, "the kill came too late to test anything");
+    let active_at_kill: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM tenants WHERE status = 'active'")
+            .fetch_one(&p.pool)
+            .await
+            .unwrap();
+    assert!(
+        active_at_kill < 4,
+        "the kill came too late to test anything"
+    );
 
     p.start_server().await;
     for id in &ids {
@@ -94,14 +118,20 @@ async fn killed_control_plane_converges_after_restart() {
     }
     let mut names = p.managed_containers().await;
     names.sort();
-    let mut expected: Vec<String> = ids.iter().map(|id| format!("/{}", tenant_id(id).container_name())).collect();
+    let mut expected: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/{}", tenant_id(id).container_name()))
+        .collect();
     expected.sort();
     assert_eq!(names, expected, "exactly one container per tenant");
     for id in &ids {
         let log = p.deployments(id).await;
         assert_eq!(
             log,
-            vec![("create".to_owned(), "initiated".to_owned()), ("create".to_owned(), "success".to_owned())],
+            vec![
+                ("create".to_owned(), "initiated".to_owned()),
+                ("create".to_owned(), "success".to_owned())
+            ],
             "tenant {id}"
         );
     }
@@ -123,25 +153,47 @@ async fn orphan_containers_are_removed_and_orphan_schemas_only_reported() {
         labels: Some(labels),
         ..Default::default()
     };
-    let options = CreateContainerOptionsBuilder::new().name(&ghost.container_name()).build();
-    p.docker.create_container(Some(options), body).await.unwrap();
-    // A schema that looks like a tenant's, with data in it.
-    let schema = ghost.schema_name();
-    sqlx::raw_sql(&format!("CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".keep (id int)"))
-        .execute(&p.pool)
+    let options = CreateContainerOptionsBuilder::new()
+        .name(&ghost.container_name())
+        .build();
+    p.docker
+        .create_container(Some(options), body)
         .await
         .unwrap();
+    // A schema that looks like a tenant's, with data in it.
+    let schema = ghost.schema_name();
+    sqlx::raw_sql(&format!(
+        "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".keep (id int)"
+    ))
+    .execute(&p.pool)
+    .await
+    .unwrap();
 
     let (status, report) = p.request(Method::GET, "/api/v1/admin/orphans", None).await;
     assert_eq!(status, StatusCode::OK, "{report}");
-    assert_eq!(report["containersRemoved"].as_array().unwrap().len(), 1, "{report}");
-    assert!(report["schemas"].as_array().unwrap().iter().any(|s| s == &schema), "{report}");
-    assert!(p.managed_containers().await.is_empty(), "orphan container still there");
-    let kept: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-        .bind(&schema)
-        .fetch_one(&p.pool)
-        .await
-        .unwrap();
+    assert_eq!(
+        report["containersRemoved"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+    assert!(
+        report["schemas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == &schema),
+        "{report}"
+    );
+    assert!(
+        p.managed_containers().await.is_empty(),
+        "orphan container still there"
+    );
+    let kept: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(&schema)
+            .fetch_one(&p.pool)
+            .await
+            .unwrap();
     assert!(kept, "an orphan schema was dropped");
     p.cleanup().await;
 }
@@ -152,7 +204,10 @@ async fn changed_spec_is_applied_by_recreating_the_container() {
     let sub = subdomain("respec");
     let id = p.create_active(&sub).await;
     let before = p.container(&id).await.unwrap();
-    assert_eq!(before.host_config.as_ref().unwrap().memory, Some(512 * 1024 * 1024));
+    assert_eq!(
+        before.host_config.as_ref().unwrap().memory,
+        Some(512 * 1024 * 1024)
+    );
 
     // The operator changes the memory limit and restarts the control plane.
     p.kill_server().await;
@@ -173,6 +228,12 @@ async fn changed_spec_is_applied_by_recreating_the_container() {
     p.wait_status(&id, "active", Duration::from_secs(60)).await;
     wait_traefik(&sub, "/signin", 200, Duration::from_secs(20)).await;
     let log = p.deployments(&id).await;
-    assert!(log.ends_with(&[("update".into(), "initiated".into()), ("update".into(), "success".into())]), "{log:?}");
+    assert!(
+        log.ends_with(&[
+            ("update".into(), "initiated".into()),
+            ("update".into(), "success".into())
+        ]),
+        "{log:?}"
+    );
     p.cleanup().await;
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptionsBuilder, StartContainerOptions,
+    CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptionsBuilder,
+    StartContainerOptions,
 };
 use common::{env, random, subdomain, through_traefik, Options, Platform};
 use fresco_platform::domain::TenantId;
@@ -50,7 +51,9 @@ async fn through_platform(p: &Platform, sub: String) -> Sample {
     let id = body["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (_, t) = p.request(reqwest::Method::GET, &format!("/api/v1/tenants/{id}"), None).await;
+        let (_, t) = p
+            .request(reqwest::Method::GET, &format!("/api/v1/tenants/{id}"), None)
+            .await;
         if t["status"] == "active" {
             break;
         }
@@ -89,7 +92,10 @@ async fn floor(p: &Platform, sub: String) -> (Sample, TenantId) {
     let network = env("TENANTS_NETWORK");
     let gateway = p
         .docker
-        .inspect_network(&network, None::<bollard::query_parameters::InspectNetworkOptions>)
+        .inspect_network(
+            &network,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
         .await
         .unwrap()
         .ipam
@@ -107,9 +113,18 @@ async fn floor(p: &Platform, sub: String) -> (Sample, TenantId) {
     let labels = HashMap::from([
         ("traefik.enable".to_owned(), "true".to_owned()),
         ("traefik.docker.network".to_owned(), network.clone()),
-        (format!("traefik.http.routers.{router}.rule"), format!("Host(`{sub}.{}`)", env("BASE_DOMAIN"))),
-        (format!("traefik.http.routers.{router}.entrypoints"), env("TRAEFIK_ENTRYPOINT")),
-        (format!("traefik.http.services.{router}.loadbalancer.server.port"), "3000".to_owned()),
+        (
+            format!("traefik.http.routers.{router}.rule"),
+            format!("Host(`{sub}.{}`)", env("BASE_DOMAIN")),
+        ),
+        (
+            format!("traefik.http.routers.{router}.entrypoints"),
+            env("TRAEFIK_ENTRYPOINT"),
+        ),
+        (
+            format!("traefik.http.services.{router}.loadbalancer.server.port"),
+            "3000".to_owned(),
+        ),
         ("fresco-platform.instance".to_owned(), p.instance.clone()),
     ]);
     let healthcheck: Vec<String> = std::iter::once("CMD".to_owned())
@@ -145,11 +160,25 @@ async fn floor(p: &Platform, sub: String) -> (Sample, TenantId) {
     };
     let name = format!("fresco_floor_{}", id.simple());
     let options = CreateContainerOptionsBuilder::new().name(&name).build();
-    p.docker.create_container(Some(options), body).await.unwrap();
-    p.docker.start_container(&name, None::<StartContainerOptions>).await.unwrap();
+    p.docker
+        .create_container(Some(options), body)
+        .await
+        .unwrap();
+    p.docker
+        .start_container(&name, None::<StartContainerOptions>)
+        .await
+        .unwrap();
     loop {
-        let c = p.docker.inspect_container(&name, None::<InspectContainerOptions>).await.unwrap();
-        let health = c.state.and_then(|s| s.health).and_then(|h| h.status).map(|s| s.to_string());
+        let c = p
+            .docker
+            .inspect_container(&name, None::<InspectContainerOptions>)
+            .await
+            .unwrap();
+        let health = c
+            .state
+            .and_then(|s| s.health)
+            .and_then(|h| h.status)
+            .map(|s| s.to_string());
         if health.as_deref() == Some("healthy") {
             break;
         }
@@ -162,7 +191,13 @@ async fn floor(p: &Platform, sub: String) -> (Sample, TenantId) {
 
 async fn remove_floor(p: &Platform, id: TenantId) {
     let name = format!("fresco_floor_{}", id.simple());
-    let _ = p.docker.remove_container(&name, Some(RemoveContainerOptionsBuilder::new().force(true).build())).await;
+    let _ = p
+        .docker
+        .remove_container(
+            &name,
+            Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+        )
+        .await;
     let (role, schema) = (ident(&id.role_name()), ident(&id.schema_name()));
     let lock = fresco_platform::provision::database::DATABASE_ACL_LOCK;
     let _ = sqlx::raw_sql(&format!(
@@ -173,8 +208,16 @@ async fn remove_floor(p: &Platform, id: TenantId) {
 }
 
 fn report(label: &str, samples: &[Sample], floor: &[Sample]) {
-    let f = |xs: &[Sample], sel: fn(&Sample) -> Duration, p: f64| percentile(xs.iter().map(sel).collect(), p);
-    for (what, sel) in [("accepted->active", (|s: &Sample| s.active) as fn(&Sample) -> Duration), ("accepted->first 200", |s: &Sample| s.routed)] {
+    let f = |xs: &[Sample], sel: fn(&Sample) -> Duration, p: f64| {
+        percentile(xs.iter().map(sel).collect(), p)
+    };
+    for (what, sel) in [
+        (
+            "accepted->active",
+            (|s: &Sample| s.active) as fn(&Sample) -> Duration,
+        ),
+        ("accepted->first 200", |s: &Sample| s.routed),
+    ] {
         let (p50, p95) = (f(samples, sel, 0.5), f(samples, sel, 0.95));
         let (f50, f95) = (f(floor, sel, 0.5), f(floor, sel, 0.95));
         println!(
@@ -186,16 +229,33 @@ fn report(label: &str, samples: &[Sample], floor: &[Sample]) {
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 fn main() {
-    let n: usize = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let n: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let extra = vec![("RECONCILE_CONCURRENCY", n.max(4).to_string())];
-        let p = Platform::start(Options { process: true, extra, ..Default::default() }).await;
-        println!("provisioning benchmark: {n} tenants, image {}", env("FRESCO_IMAGE"));
+        let p = Platform::start(Options {
+            process: true,
+            extra,
+            ..Default::default()
+        })
+        .await;
+        println!(
+            "provisioning benchmark: {n} tenants, image {}",
+            env("FRESCO_IMAGE")
+        );
 
         let mut floor_seq = vec![];
         let mut floor_ids = vec![];
@@ -210,7 +270,9 @@ fn main() {
         }
         let floor_conc: Vec<(Sample, TenantId)> =
             futures::future::join_all((0..n).map(|_| floor(&p, subdomain("floorc")))).await;
-        let conc: Vec<Sample> = futures::future::join_all((0..n).map(|_| through_platform(&p, subdomain("conc")))).await;
+        let conc: Vec<Sample> =
+            futures::future::join_all((0..n).map(|_| through_platform(&p, subdomain("conc"))))
+                .await;
         let (floor_conc, ids): (Vec<Sample>, Vec<TenantId>) = floor_conc.into_iter().unzip();
         floor_ids.extend(ids);
 

@@ -5,10 +5,44 @@ use std::fmt;
 
 /// Names that belong to the platform or are easily mistaken for it.
 pub const RESERVED_SUBDOMAINS: &[&str] = &[
-    "www", "api", "admin", "app", "traefik", "mail", "smtp", "imap", "pop", "ftp", "static",
-    "assets", "cdn", "status", "docs", "dashboard", "platform", "auth", "login", "signup",
-    "account", "accounts", "billing", "support", "help", "blog", "dev", "staging", "test",
-    "localhost", "root", "system", "fresco", "networkcanvas", "ns1", "ns2", "mx", "webmail",
+    "www",
+    "api",
+    "admin",
+    "app",
+    "traefik",
+    "mail",
+    "smtp",
+    "imap",
+    "pop",
+    "ftp",
+    "static",
+    "assets",
+    "cdn",
+    "status",
+    "docs",
+    "dashboard",
+    "platform",
+    "auth",
+    "login",
+    "signup",
+    "account",
+    "accounts",
+    "billing",
+    "support",
+    "help",
+    "blog",
+    "dev",
+    "staging",
+    "test",
+    "localhost",
+    "root",
+    "system",
+    "fresco",
+    "networkcanvas",
+    "ns1",
+    "ns2",
+    "mx",
+    "webmail",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +83,10 @@ impl Subdomain {
         if !(3..=63).contains(&len) {
             return Err(SubdomainError::Length(len));
         }
-        if !input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if !input
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return Err(SubdomainError::Characters);
         }
         if input.starts_with('-') || input.ends_with('-') {

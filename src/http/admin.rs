@@ -15,8 +15,15 @@ pub fn router() -> Router<AppState> {
 
 /// Runs an orphan sweep now: removes managed containers without a live tenant
 /// and lists tenant-looking Postgres objects without one (never dropped).
-async fn orphans(State(state): State<AppState>, caller: Caller) -> Result<Json<OrphanReport>, ApiError> {
+async fn orphans(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<OrphanReport>, ApiError> {
     caller.require_admin()?;
-    let report = state.reconciler.sweep_orphans().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let report = state
+        .reconciler
+        .sweep_orphans()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(report))
 }

@@ -28,7 +28,9 @@ impl Caller {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this endpoint is for platform admins".into()))
+            Err(ApiError::Forbidden(
+                "this endpoint is for platform admins".into(),
+            ))
         }
     }
 }
@@ -36,14 +38,23 @@ impl Caller {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(ApiError::Unauthorized)?;
         let key = header
             .strip_prefix("Bearer ")
             .map(str::trim)
             .filter(|k| !k.is_empty() && k.len() <= 200)
             .ok_or(ApiError::Unauthorized)?;
-        let user = users::user_for_api_key(&state.pool, key).await?.ok_or(ApiError::Unauthorized)?;
+        let user = users::user_for_api_key(&state.pool, key)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
         Ok(Self(user))
     }
 }

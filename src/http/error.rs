@@ -37,11 +37,17 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn validation(field: &str, rule: &str, message: impl Into<String>) -> Self {
-        Self::Validation { message: message.into(), details: json!({ "field": field, "rule": rule }) }
+        Self::Validation {
+            message: message.into(),
+            details: json!({ "field": field, "rule": rule }),
+        }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict { code, message: message.into() }
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn tenant_not_found() -> Self {
@@ -67,7 +73,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound("not found".to_owned()),
-            StoreError::Conflict(c) => Self::conflict("conflict", format!("conflicts with an existing record ({c})")),
+            StoreError::Conflict(c) => Self::conflict(
+                "conflict",
+                format!("conflicts with an existing record ({c})"),
+            ),
             StoreError::Db(e) => Self::Internal(e.to_string()),
         }
     }
@@ -86,7 +95,10 @@ impl IntoResponse for ApiError {
         let (message, details) = match self {
             Self::Internal(detail) => {
                 tracing::error!(request_id = %request_id, error = %detail, "request failed");
-                ("internal error; quote the request id when reporting it".to_owned(), Value::Null)
+                (
+                    "internal error; quote the request id when reporting it".to_owned(),
+                    Value::Null,
+                )
             }
             Self::Validation { message, details } => (message, details),
             other => (other.to_string(), Value::Null),

@@ -19,13 +19,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Validation {
-                message: format!("request body does not match the expected shape: {}", e.body_text()),
+                message: format!(
+                    "request body does not match the expected shape: {}",
+                    e.body_text()
+                ),
                 details: serde_json::Value::Null,
             }),
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(ApiError::BadRequest("send the body as JSON with Content-Type: application/json".into()))
-            }
-            Err(e) => Err(ApiError::BadRequest(format!("request body is not valid JSON: {}", e.body_text()))),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
+                "send the body as JSON with Content-Type: application/json".into(),
+            )),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "request body is not valid JSON: {}",
+                e.body_text()
+            ))),
         }
     }
 }
@@ -39,10 +45,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
-            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiError::Validation {
-                message: format!("invalid query parameters: {}", e.body_text()),
-                details: serde_json::Value::Null,
-            }),
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => {
+                Err(ApiError::Validation {
+                    message: format!("invalid query parameters: {}", e.body_text()),
+                    details: serde_json::Value::Null,
+                })
+            }
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }
     }
@@ -55,9 +63,12 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e: PathRejection| ApiError::BadRequest(e.body_text()))?;
-        raw.parse().map(Self).map_err(|_| ApiError::tenant_not_found())
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e: PathRejection| ApiError::BadRequest(e.body_text()))?;
+        raw.parse()
+            .map(Self)
+            .map_err(|_| ApiError::tenant_not_found())
     }
 }

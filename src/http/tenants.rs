@@ -58,7 +58,11 @@ impl PageQuery {
             return Err(ApiError::validation("page", "minimum", "page starts at 1"));
         }
         if !(1..=100).contains(&per_page) {
-            return Err(ApiError::validation("perPage", "range", "perPage must be between 1 and 100"));
+            return Err(ApiError::validation(
+                "perPage",
+                "range",
+                "perPage must be between 1 and 100",
+            ));
         }
         let (page, per_page) = (page as i64, per_page as i64);
         Ok((page, per_page, (page - 1) * per_page))
@@ -113,7 +117,10 @@ fn view(state: &AppState, t: &Tenant) -> TenantView {
         status: t.status.clone(),
         desired_state: t.desired_state.clone(),
         owner_id: t.user_id.to_string(),
-        image: t.image.clone().unwrap_or_else(|| state.config.tenants.fresco_image.clone()),
+        image: t
+            .image
+            .clone()
+            .unwrap_or_else(|| state.config.tenants.fresco_image.clone()),
         current_action: t.current_action.clone(),
         last_error: t.last_error.clone(),
         attempts: t.attempts,
@@ -129,7 +136,9 @@ fn view(state: &AppState, t: &Tenant) -> TenantView {
 }
 
 fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
     (3..=254).contains(&email.len())
         && !local.is_empty()
         && !domain.contains('@')
@@ -141,7 +150,9 @@ fn valid_email(email: &str) -> bool {
 
 fn valid_image(image: &str) -> bool {
     (1..=255).contains(&image.len())
-        && image.bytes().all(|b| b.is_ascii_alphanumeric() || b"./:_@-".contains(&b))
+        && image
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"./:_@-".contains(&b))
         && image.as_bytes()[0].is_ascii_alphanumeric()
 }
 
@@ -155,7 +166,11 @@ async fn create(
         .map_err(|e| ApiError::validation("subdomain", e.rule(), e.to_string()))?;
     let email = body.owner_email.trim();
     if !valid_email(email) {
-        return Err(ApiError::validation("ownerEmail", "format", "ownerEmail must be an email address"));
+        return Err(ApiError::validation(
+            "ownerEmail",
+            "format",
+            "ownerEmail must be an email address",
+        ));
     }
     if let Some(image) = body.image.as_deref() {
         if !valid_image(image) {
@@ -173,20 +188,29 @@ async fn create(
     let limits = serde_json::to_value(&limits).map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut tx = state.pool.begin().await?;
     let owner = users::find_or_create_by_email(&mut tx, email, Role::Member).await?;
-    let new = NewTenant { user_id: owner.id, subdomain: &subdomain, image: body.image.as_deref(), resource_limits: limits };
+    let new = NewTenant {
+        user_id: owner.id,
+        subdomain: &subdomain,
+        image: body.image.as_deref(),
+        resource_limits: limits,
+    };
     let tenant = match tenants::insert(&mut tx, new).await {
         Ok(t) => t,
         Err(StoreError::Conflict(_)) => {
-            return Err(ApiError::conflict("subdomain_taken", format!("subdomain \"{subdomain}\" is already taken")))
+            return Err(ApiError::conflict(
+                "subdomain_taken",
+                format!("subdomain \"{subdomain}\" is already taken"),
+            ))
         }
         Err(e) => return Err(e.into()),
     };
     tx.commit().await.map_err(|e| {
         // A racing insert can also lose at commit time.
         match StoreError::from_sqlx(e) {
-            StoreError::Conflict(_) => {
-                ApiError::conflict("subdomain_taken", format!("subdomain \"{subdomain}\" is already taken"))
-            }
+            StoreError::Conflict(_) => ApiError::conflict(
+                "subdomain_taken",
+                format!("subdomain \"{subdomain}\" is already taken"),
+            ),
             other => other.into(),
         }
     })?;
@@ -203,10 +227,16 @@ async fn list(
     let (page, per_page, offset) = q.resolve()?;
     let (rows, total) = tenants::list(&state.pool, per_page, offset).await?;
     let data: Vec<TenantView> = rows.iter().map(|t| view(&state, t)).collect();
-    Ok(Json(json!({ "data": data, "meta": { "page": page, "perPage": per_page, "total": total } })))
+    Ok(Json(
+        json!({ "data": data, "meta": { "page": page, "perPage": per_page, "total": total } }),
+    ))
 }
 
-async fn load_visible(state: &AppState, caller: &Caller, path: &TenantPath) -> Result<Tenant, ApiError> {
+async fn load_visible(
+    state: &AppState,
+    caller: &Caller,
+    path: &TenantPath,
+) -> Result<Tenant, ApiError> {
     match tenants::get(&state.pool, path.0).await {
         Ok(t) if caller.may_see(&t) => Ok(t),
         Ok(_) | Err(StoreError::NotFound) => Err(ApiError::tenant_not_found()),
@@ -214,7 +244,11 @@ async fn load_visible(state: &AppState, caller: &Caller, path: &TenantPath) -> R
     }
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, path: TenantPath) -> Result<Json<TenantView>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: TenantPath,
+) -> Result<Json<TenantView>, ApiError> {
     let tenant = load_visible(&state, &caller, &path).await?;
     let mut v = view(&state, &tenant);
     v.container = Some(match state.runtime.inspect(tenant.tenant_id()).await {
@@ -257,14 +291,19 @@ fn health_name(h: Health) -> &'static str {
 }
 
 /// Records an owner's action after checking it makes sense in the tenant's state.
-async fn act(state: &AppState, caller: &Caller, path: &TenantPath, action: Action) -> Result<Json<TenantView>, ApiError> {
+type Accepted = Result<(StatusCode, Json<TenantView>), ApiError>;
+
+async fn act(state: &AppState, caller: &Caller, path: &TenantPath, action: Action) -> Accepted {
     load_visible(state, caller, path).await?;
     let mut tx = state.pool.begin().await?;
     let current = tenants::get_for_update(&mut tx, path.0).await?;
     let desired = current.desired();
     let status = current.status();
     if desired == DesiredState::Destroyed || status == TenantStatus::Destroyed {
-        return Err(ApiError::conflict("invalid_state", format!("tenant is {status}; it cannot be {action}ed")));
+        return Err(ApiError::conflict(
+            "invalid_state",
+            format!("tenant is {status}; it cannot be {action}ed"),
+        ));
     }
     if let Some(in_flight) = current.action() {
         if action != Action::Destroy {
@@ -276,38 +315,49 @@ async fn act(state: &AppState, caller: &Caller, path: &TenantPath, action: Actio
     }
     let (new_desired, new_status) = match action {
         Action::Start if desired == DesiredState::Running && status == TenantStatus::Active => {
-            return Err(ApiError::conflict("invalid_state", "tenant is already running"))
+            return Err(ApiError::conflict(
+                "invalid_state",
+                "tenant is already running",
+            ))
         }
         Action::Start => (DesiredState::Running, Some(TenantStatus::Provisioning)),
         Action::Stop if desired == DesiredState::Stopped && status == TenantStatus::Stopped => {
-            return Err(ApiError::conflict("invalid_state", "tenant is already stopped"))
+            return Err(ApiError::conflict(
+                "invalid_state",
+                "tenant is already stopped",
+            ))
         }
         Action::Stop => (DesiredState::Stopped, None),
         Action::Restart if desired == DesiredState::Stopped => {
-            return Err(ApiError::conflict("invalid_state", "tenant is stopped; start it instead"))
+            return Err(ApiError::conflict(
+                "invalid_state",
+                "tenant is stopped; start it instead",
+            ))
         }
         Action::Restart => (DesiredState::Running, Some(TenantStatus::Provisioning)),
         Action::Destroy => (DesiredState::Destroyed, Some(TenantStatus::Destroying)),
         Action::Create | Action::Update | Action::Recover => {
-            return Err(ApiError::Internal(format!("{action} is not an owner action")))
+            return Err(ApiError::Internal(format!(
+                "{action} is not an owner action"
+            )))
         }
     };
     let tenant = tenants::record_intent(&mut tx, &current, action, new_desired, new_status).await?;
     tx.commit().await?;
     tracing::info!(tenant_id = %tenant.id, %action, "tenant action requested");
-    Ok(Json(view(state, &tenant)))
+    Ok((StatusCode::ACCEPTED, Json(view(state, &tenant))))
 }
 
-async fn start(State(state): State<AppState>, caller: Caller, path: TenantPath) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    Ok((StatusCode::ACCEPTED, act(&state, &caller, &path, Action::Start).await?))
+async fn start(State(state): State<AppState>, caller: Caller, path: TenantPath) -> Accepted {
+    act(&state, &caller, &path, Action::Start).await
 }
 
-async fn stop(State(state): State<AppState>, caller: Caller, path: TenantPath) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    Ok((StatusCode::ACCEPTED, act(&state, &caller, &path, Action::Stop).await?))
+async fn stop(State(state): State<AppState>, caller: Caller, path: TenantPath) -> Accepted {
+    act(&state, &caller, &path, Action::Stop).await
 }
 
-async fn restart(State(state): State<AppState>, caller: Caller, path: TenantPath) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    Ok((StatusCode::ACCEPTED, act(&state, &caller, &path, Action::Restart).await?))
+async fn restart(State(state): State<AppState>, caller: Caller, path: TenantPath) -> Accepted {
+    act(&state, &caller, &path, Action::Restart).await
 }
 
 async fn destroy(
@@ -324,7 +374,7 @@ async fn destroy(
             "to destroy this tenant, set confirm to its subdomain exactly",
         ));
     }
-    Ok((StatusCode::ACCEPTED, act(&state, &caller, &path, Action::Destroy).await?))
+    act(&state, &caller, &path, Action::Destroy).await
 }
 
 async fn deployments_list(
@@ -335,6 +385,9 @@ async fn deployments_list(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = load_visible(&state, &caller, &path).await?;
     let (page, per_page, offset) = q.resolve()?;
-    let (rows, total) = deployments::list(&state.pool, tenant.tenant_id(), per_page, offset).await?;
-    Ok(Json(json!({ "data": rows, "meta": { "page": page, "perPage": per_page, "total": total } })))
+    let (rows, total) =
+        deployments::list(&state.pool, tenant.tenant_id(), per_page, offset).await?;
+    Ok(Json(
+        json!({ "data": rows, "meta": { "page": page, "perPage": per_page, "total": total } }),
+    ))
 }

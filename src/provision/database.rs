@@ -79,7 +79,11 @@ impl TenantDatabases {
     }
 
     async fn exec(&self, step: &'static str, sql: &str) -> Result<(), DatabaseError> {
-        sqlx::raw_sql(sql).execute(&self.pool).await.step(step).map(|_| ())
+        sqlx::raw_sql(sql)
+            .execute(&self.pool)
+            .await
+            .step(step)
+            .map(|_| ())
     }
 
     async fn role_exists(&self, role: &str) -> Result<bool, DatabaseError> {
@@ -107,10 +111,13 @@ impl TenantDatabases {
         let created = !self.role_exists(&role).await?;
         // Postgres 15 refuses to let a non-superuser even restate SUPERUSER,
         // REPLICATION or BYPASSRLS in ALTER ROLE; they are off at creation.
-        let attributes =
-            format!("LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT {}", self.connection_limit);
+        let attributes = format!(
+            "LOGIN NOCREATEDB NOCREATEROLE INHERIT CONNECTION LIMIT {}",
+            self.connection_limit
+        );
         if created {
-            let create = format!("CREATE ROLE {r} {attributes} NOSUPERUSER NOREPLICATION NOBYPASSRLS");
+            let create =
+                format!("CREATE ROLE {r} {attributes} NOSUPERUSER NOREPLICATION NOBYPASSRLS");
             match self.exec("create role", &create).await {
                 Ok(()) => {}
                 // Lost a race with another creator of the same tenant: go on and correct it.
@@ -118,7 +125,8 @@ impl TenantDatabases {
                 Err(_) => {}
             }
         } else {
-            self.exec("alter role", &format!("ALTER ROLE {r} {attributes}")).await?;
+            self.exec("alter role", &format!("ALTER ROLE {r} {attributes}"))
+                .await?;
         }
         let member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
             .bind(&role)
@@ -126,7 +134,11 @@ impl TenantDatabases {
             .await
             .step("membership lookup")?;
         if !member {
-            self.exec("grant role to platform", &format!("GRANT {r} TO CURRENT_USER")).await?;
+            self.exec(
+                "grant role to platform",
+                &format!("GRANT {r} TO CURRENT_USER"),
+            )
+            .await?;
         }
         let mut settings = format!(
             "ALTER ROLE {r} SET statement_timeout = {};
@@ -156,7 +168,10 @@ impl TenantDatabases {
                 let d = ident(&name);
                 if !self.database_exists(&name).await? {
                     // CREATE DATABASE cannot run inside a transaction block.
-                    if let Err(e) = self.exec("create database", &format!("CREATE DATABASE {d} OWNER {r}")).await {
+                    if let Err(e) = self
+                        .exec("create database", &format!("CREATE DATABASE {d} OWNER {r}"))
+                        .await
+                    {
                         if !self.database_exists(&name).await? {
                             return Err(e);
                         }
@@ -177,14 +192,25 @@ impl TenantDatabases {
     }
 
     async fn current_database(&self) -> Result<String, DatabaseError> {
-        sqlx::query_scalar("SELECT current_database()").fetch_one(&self.pool).await.step("database name")
+        sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&self.pool)
+            .await
+            .step("database name")
     }
 
     /// Sets the role's password from a SCRAM-SHA-256 verifier computed here, so
     /// the plaintext never reaches the server or its logs.
-    pub async fn set_password(&self, tenant: TenantId, password: &str) -> Result<(), DatabaseError> {
+    pub async fn set_password(
+        &self,
+        tenant: TenantId,
+        password: &str,
+    ) -> Result<(), DatabaseError> {
         let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
-        let sql = format!("ALTER ROLE {} PASSWORD {}", ident(&tenant.role_name()), literal(&verifier));
+        let sql = format!(
+            "ALTER ROLE {} PASSWORD {}",
+            ident(&tenant.role_name()),
+            literal(&verifier)
+        );
         self.exec("set password", &sql).await
     }
 
@@ -195,24 +221,33 @@ impl TenantDatabases {
         let r = ident(&role);
         let role_exists = self.role_exists(&role).await?;
         if role_exists {
-            self.exec("disable login", &format!("ALTER ROLE {r} NOLOGIN")).await?;
-            sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1")
-                .bind(&role)
-                .execute(&self.pool)
-                .await
-                .step("terminate sessions")?;
+            self.exec("disable login", &format!("ALTER ROLE {r} NOLOGIN"))
+                .await?;
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+            )
+            .bind(&role)
+            .execute(&self.pool)
+            .await
+            .step("terminate sessions")?;
         }
         if self.isolation == Isolation::Database {
             // WITH (FORCE) cannot run inside a transaction block.
             self.exec(
                 "drop database",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", ident(&tenant.database_name())),
+                &format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    ident(&tenant.database_name())
+                ),
             )
             .await?;
         }
         // DROP OWNED BY revokes the role's CONNECT, rewriting the database's ACL.
         let mut sql = format!("BEGIN; SELECT pg_advisory_xact_lock({DATABASE_ACL_LOCK});");
-        sql.push_str(&format!("DROP SCHEMA IF EXISTS {} CASCADE;", ident(&tenant.schema_name())));
+        sql.push_str(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE;",
+            ident(&tenant.schema_name())
+        ));
         if role_exists {
             sql.push_str(&format!("DROP OWNED BY {r}; DROP ROLE {r};"));
         }
@@ -256,6 +291,10 @@ impl TenantDatabases {
         .fetch_all(&self.pool)
         .await
         .step("orphan roles")?;
-        Ok(DbOrphans { schemas, databases, roles })
+        Ok(DbOrphans {
+            schemas,
+            databases,
+            roles,
+        })
     }
 }

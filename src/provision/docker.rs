@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig, HealthStatusEnum,
-    HostConfig, NetworkCreateRequest, NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig,
+    HealthStatusEnum, HostConfig, NetworkCreateRequest, NetworkingConfig, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, InspectContainerOptions,
-    InspectNetworkOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    RestartContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    InspectContainerOptions, InspectNetworkOptions, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use chrono::{DateTime, Utc};
@@ -19,7 +21,8 @@ use futures::StreamExt;
 
 use super::labels;
 use super::runtime::{
-    ContainerInfo, ContainerSpec, Health, ManagedContainer, RunState, RuntimeError, RuntimeEvent, TenantRuntime,
+    ContainerInfo, ContainerSpec, Health, ManagedContainer, RunState, RuntimeError, RuntimeEvent,
+    TenantRuntime,
 };
 use crate::domain::TenantId;
 
@@ -37,9 +40,16 @@ impl DockerRuntime {
     /// Connects with the local defaults (`DOCKER_HOST` or the unix socket) and
     /// negotiates the API version: the engine may be older than bollard's default.
     pub async fn connect(instance: &str) -> Result<Self, RuntimeError> {
-        let docker = Docker::connect_with_local_defaults().map_err(|e| RuntimeError::docker("connect", e))?;
-        let docker = docker.negotiate_version().await.map_err(|e| RuntimeError::docker("connect", e))?;
-        Ok(Self { docker, instance: instance.to_owned() })
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| RuntimeError::docker("connect", e))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| RuntimeError::docker("connect", e))?;
+        Ok(Self {
+            docker,
+            instance: instance.to_owned(),
+        })
     }
 
     pub fn client(&self) -> &Docker {
@@ -49,7 +59,10 @@ impl DockerRuntime {
     fn instance_filters(&self) -> HashMap<String, Vec<String>> {
         HashMap::from([(
             "label".to_owned(),
-            vec![format!("{}=true", labels::MANAGED), format!("{}={}", labels::INSTANCE, self.instance)],
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={}", labels::INSTANCE, self.instance),
+            ],
         )])
     }
 }
@@ -63,11 +76,19 @@ fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
 #[async_trait::async_trait]
 impl TenantRuntime for DockerRuntime {
     async fn ping(&self) -> Result<(), RuntimeError> {
-        self.docker.ping().await.map(|_| ()).map_err(|e| RuntimeError::docker("ping", e))
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| RuntimeError::docker("ping", e))
     }
 
     async fn ensure_network(&self, name: &str) -> Result<Option<String>, RuntimeError> {
-        let network = match self.docker.inspect_network(name, None::<InspectNetworkOptions>).await {
+        let network = match self
+            .docker
+            .inspect_network(name, None::<InspectNetworkOptions>)
+            .await
+        {
             Ok(n) => n,
             Err(e) if is_status(&e, 404) => {
                 let request = NetworkCreateRequest {
@@ -107,23 +128,37 @@ impl TenantRuntime for DockerRuntime {
             match progress {
                 Ok(info) => {
                     if let Some(error) = info.error_detail.and_then(|d| d.message).or(info.error) {
-                        return Err(RuntimeError::ImageUnavailable { image: image.to_owned(), reason: error });
+                        return Err(RuntimeError::ImageUnavailable {
+                            image: image.to_owned(),
+                            reason: error,
+                        });
                     }
                 }
                 Err(e) => {
-                    return Err(RuntimeError::ImageUnavailable { image: image.to_owned(), reason: e.to_string() })
+                    return Err(RuntimeError::ImageUnavailable {
+                        image: image.to_owned(),
+                        reason: e.to_string(),
+                    })
                 }
             }
         }
         // A pull can end without error and still leave nothing behind.
-        self.docker.inspect_image(image).await.map(|_| ()).map_err(|e| RuntimeError::ImageUnavailable {
-            image: image.to_owned(),
-            reason: format!("pull finished but the image is missing ({e})"),
-        })
+        self.docker
+            .inspect_image(image)
+            .await
+            .map(|_| ())
+            .map_err(|e| RuntimeError::ImageUnavailable {
+                image: image.to_owned(),
+                reason: format!("pull finished but the image is missing ({e})"),
+            })
     }
 
     async fn inspect(&self, tenant: TenantId) -> Result<Option<ContainerInfo>, RuntimeError> {
-        let c = match self.docker.inspect_container(&tenant.container_name(), None::<InspectContainerOptions>).await {
+        let c = match self
+            .docker
+            .inspect_container(&tenant.container_name(), None::<InspectContainerOptions>)
+            .await
+        {
             Ok(c) => c,
             Err(e) if is_status(&e, 404) => return Ok(None),
             Err(e) => return Err(RuntimeError::docker("container inspect", e)),
@@ -147,11 +182,17 @@ impl TenantRuntime for DockerRuntime {
                     Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
                     _ => Health::None,
                 };
-                let output = h.log.and_then(|log| log.into_iter().last()).and_then(|r| r.output);
+                let output = h
+                    .log
+                    .and_then(|log| log.into_iter().last())
+                    .and_then(|r| r.output);
                 (status, output.map(|o| o.trim().chars().take(300).collect()))
             }
         };
-        let spec_hash = c.config.and_then(|cfg| cfg.labels).and_then(|mut l| l.remove(labels::SPEC_HASH));
+        let spec_hash = c
+            .config
+            .and_then(|cfg| cfg.labels)
+            .and_then(|mut l| l.remove(labels::SPEC_HASH));
         Ok(Some(ContainerInfo {
             id: c.id.unwrap_or_default(),
             state: run_state,
@@ -169,7 +210,10 @@ impl TenantRuntime for DockerRuntime {
             image: Some(spec.image.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(spec.labels.clone().into_iter().collect()),
-            exposed_ports: Some(HashMap::from([(format!("{}/tcp", labels::FRESCO_PORT), HashMap::new())])),
+            exposed_ports: Some(HashMap::from([(
+                format!("{}/tcp", labels::FRESCO_PORT),
+                HashMap::new(),
+            )])),
             stop_signal: Some("SIGTERM".to_owned()),
             stop_timeout: Some(spec.stop_timeout_secs),
             healthcheck: Some(HealthConfig {
@@ -193,11 +237,16 @@ impl TenantRuntime for DockerRuntime {
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(spec.network.clone(), EndpointSettings::default())])),
+                endpoints_config: Some(HashMap::from([(
+                    spec.network.clone(),
+                    EndpointSettings::default(),
+                )])),
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
         let created = self
             .docker
             .create_container(Some(options), body)
@@ -207,7 +256,11 @@ impl TenantRuntime for DockerRuntime {
     }
 
     async fn start(&self, tenant: TenantId) -> Result<(), RuntimeError> {
-        match self.docker.start_container(&tenant.container_name(), None::<StartContainerOptions>).await {
+        match self
+            .docker
+            .start_container(&tenant.container_name(), None::<StartContainerOptions>)
+            .await
+        {
             // 304: already running.
             Err(e) if !is_status(&e, 304) => Err(RuntimeError::docker("container start", e)),
             _ => Ok(()),
@@ -215,16 +268,26 @@ impl TenantRuntime for DockerRuntime {
     }
 
     async fn stop(&self, tenant: TenantId, timeout_secs: i64) -> Result<(), RuntimeError> {
-        let options = StopContainerOptionsBuilder::new().t(timeout_secs as i32).build();
-        match self.docker.stop_container(&tenant.container_name(), Some(options)).await {
+        let options = StopContainerOptionsBuilder::new()
+            .t(timeout_secs as i32)
+            .build();
+        match self
+            .docker
+            .stop_container(&tenant.container_name(), Some(options))
+            .await
+        {
             // 304: already stopped; 404: nothing to stop.
-            Err(e) if !is_status(&e, 304) && !is_status(&e, 404) => Err(RuntimeError::docker("container stop", e)),
+            Err(e) if !is_status(&e, 304) && !is_status(&e, 404) => {
+                Err(RuntimeError::docker("container stop", e))
+            }
             _ => Ok(()),
         }
     }
 
     async fn restart(&self, tenant: TenantId, timeout_secs: i64) -> Result<(), RuntimeError> {
-        let options = RestartContainerOptionsBuilder::new().t(timeout_secs as i32).build();
+        let options = RestartContainerOptionsBuilder::new()
+            .t(timeout_secs as i32)
+            .build();
         self.docker
             .restart_container(&tenant.container_name(), Some(options))
             .await
@@ -236,16 +299,24 @@ impl TenantRuntime for DockerRuntime {
     }
 
     async fn remove_by_id(&self, id: &str) -> Result<(), RuntimeError> {
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(id, Some(options)).await {
             // 404: already gone; 409: removal already in progress.
-            Err(e) if !is_status(&e, 404) && !is_status(&e, 409) => Err(RuntimeError::docker("container remove", e)),
+            Err(e) if !is_status(&e, 404) && !is_status(&e, 409) => {
+                Err(RuntimeError::docker("container remove", e))
+            }
             _ => Ok(()),
         }
     }
 
     async fn list_managed(&self) -> Result<Vec<ManagedContainer>, RuntimeError> {
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&self.instance_filters()).build();
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&self.instance_filters())
+            .build();
         let containers = self
             .docker
             .list_containers(Some(options))
@@ -255,7 +326,9 @@ impl TenantRuntime for DockerRuntime {
             .into_iter()
             .map(|c| ManagedContainer {
                 id: c.id.unwrap_or_default(),
-                tenant: c.labels.and_then(|l| l.get(labels::TENANT_ID).and_then(|t| t.parse().ok())),
+                tenant: c
+                    .labels
+                    .and_then(|l| l.get(labels::TENANT_ID).and_then(|t| t.parse().ok())),
             })
             .collect())
     }
@@ -272,7 +345,10 @@ impl TenantRuntime for DockerRuntime {
                     Ok(message) => {
                         let actor = message.actor?;
                         let tenant = actor.attributes?.get(labels::TENANT_ID)?.parse().ok()?;
-                        Some(Ok(RuntimeEvent { tenant, action: message.action.unwrap_or_default() }))
+                        Some(Ok(RuntimeEvent {
+                            tenant,
+                            action: message.action.unwrap_or_default(),
+                        }))
                     }
                 }
             })

@@ -27,16 +27,35 @@ pub fn traefik(cfg: &TenantConfig, id: TenantId, subdomain: &str) -> BTreeMap<St
     let router = format!("traefik.http.routers.{name}");
     let mut labels = BTreeMap::from([
         ("traefik.enable".to_owned(), "true".to_owned()),
-        ("traefik.docker.network".to_owned(), cfg.tenants_network.clone()),
-        (format!("{router}.rule"), format!("Host(`{subdomain}.{}`)", cfg.base_domain)),
-        (format!("{router}.entrypoints"), cfg.traefik_entrypoint.clone()),
+        (
+            "traefik.docker.network".to_owned(),
+            cfg.tenants_network.clone(),
+        ),
+        (
+            format!("{router}.rule"),
+            format!("Host(`{subdomain}.{}`)", cfg.base_domain),
+        ),
+        (
+            format!("{router}.entrypoints"),
+            cfg.traefik_entrypoint.clone(),
+        ),
         (format!("{router}.service"), name.clone()),
-        (format!("traefik.http.services.{name}.loadbalancer.server.port"), FRESCO_PORT.to_string()),
+        (
+            format!("traefik.http.services.{name}.loadbalancer.server.port"),
+            FRESCO_PORT.to_string(),
+        ),
     ]);
     if !cfg.traefik_middlewares.trim().is_empty() {
-        labels.insert(format!("{router}.middlewares"), cfg.traefik_middlewares.clone());
+        labels.insert(
+            format!("{router}.middlewares"),
+            cfg.traefik_middlewares.clone(),
+        );
     }
-    if let Some(resolver) = cfg.traefik_cert_resolver.as_deref().filter(|r| !r.is_empty()) {
+    if let Some(resolver) = cfg
+        .traefik_cert_resolver
+        .as_deref()
+        .filter(|r| !r.is_empty())
+    {
         labels.insert(format!("{router}.tls"), "true".to_owned());
         labels.insert(format!("{router}.tls.certresolver"), resolver.to_owned());
     }

@@ -8,4 +8,6 @@ pub mod runtime;
 pub mod spec;
 
 pub use database::{DatabaseError, TenantDatabases};
-pub use runtime::{ContainerInfo, ContainerSpec, Health, RunState, RuntimeError, RuntimeEvent, TenantRuntime};
+pub use runtime::{
+    ContainerInfo, ContainerSpec, Health, RunState, RuntimeError, RuntimeEvent, TenantRuntime,
+};

@@ -14,12 +14,18 @@ pub enum RuntimeError {
     #[error("image {image} is not available and could not be pulled: {reason}")]
     ImageUnavailable { image: String, reason: String },
     #[error("docker {operation} failed: {message}")]
-    Docker { operation: &'static str, message: String },
+    Docker {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 impl RuntimeError {
     pub fn docker(operation: &'static str, err: impl fmt::Display) -> Self {
-        Self::Docker { operation, message: err.to_string() }
+        Self::Docker {
+            operation,
+            message: err.to_string(),
+        }
     }
 }
 
@@ -49,7 +55,10 @@ impl fmt::Debug for ContainerSpec {
         f.debug_struct("ContainerSpec")
             .field("name", &self.name)
             .field("image", &self.image)
-            .field("env", &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .field(
+                "env",
+                &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
             .field("labels", &self.labels)
             .finish_non_exhaustive()
     }

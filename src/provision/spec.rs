@@ -28,7 +28,9 @@ impl ResourceLimits {
     pub fn problem(&self) -> Option<String> {
         if let Some(m) = self.memory_mb {
             if !(MIN_MEMORY_MB..=65536).contains(&m) {
-                return Some(format!("memoryMb must be between {MIN_MEMORY_MB} and 65536"));
+                return Some(format!(
+                    "memoryMb must be between {MIN_MEMORY_MB} and 65536"
+                ));
             }
         }
         if let Some(c) = self.cpus {
@@ -86,7 +88,11 @@ pub fn database_url(input: &SpecInput<'_>, password: &str) -> String {
             input.tenant.schema_name()
         ),
         Isolation::Database => {
-            format!("postgres://{role}:{password}@{}/{}", input.db.host, input.tenant.database_name())
+            format!(
+                "postgres://{role}:{password}@{}/{}",
+                input.db.host,
+                input.tenant.database_name()
+            )
         }
     }
 }
@@ -104,12 +110,19 @@ pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
         ("NODE_ENV".to_owned(), "production".to_owned()),
         ("HOSTNAME".to_owned(), "0.0.0.0".to_owned()),
         ("PORT".to_owned(), labels::FRESCO_PORT.to_string()),
-        ("DISABLE_ANALYTICS".to_owned(), cfg.disable_analytics.to_string()),
+        (
+            "DISABLE_ANALYTICS".to_owned(),
+            cfg.disable_analytics.to_string(),
+        ),
     ];
     if input.isolation == Isolation::Schema {
         env.push(("DATABASE_SCHEMA".to_owned(), input.tenant.schema_name()));
     }
-    let memory_mb = input.limits.memory_mb.unwrap_or(cfg.memory_mb).max(MIN_MEMORY_MB) as i64;
+    let memory_mb = input
+        .limits
+        .memory_mb
+        .unwrap_or(cfg.memory_mb)
+        .max(MIN_MEMORY_MB) as i64;
     let cpus = input.limits.cpus.unwrap_or(cfg.cpus);
     let mut labels = labels::management(cfg, input.tenant);
     labels.extend(labels::traefik(cfg, input.tenant, input.subdomain));
@@ -146,7 +159,11 @@ fn spec_hash(spec: &ContainerSpec, input: &SpecInput<'_>) -> String {
     feed(&spec.image);
     for (k, v) in &spec.env {
         feed(k);
-        feed(if k.starts_with("DATABASE_URL") { &redacted } else { v });
+        feed(if k.starts_with("DATABASE_URL") {
+            &redacted
+        } else {
+            v
+        });
     }
     for (k, v) in &spec.labels {
         feed(k);

@@ -12,9 +12,10 @@ use tracing::{info, warn};
 use super::Reconciler;
 use crate::domain::{Action, DesiredState, TenantId, TenantStatus};
 use crate::provision::database::DatabaseError;
+use crate::provision::labels::SPEC_HASH;
 use crate::provision::runtime::ContainerInfo;
 use crate::provision::spec::{self, DbTarget, ResourceLimits, SpecInput};
-use crate::provision::{Health, RunState, RuntimeError};
+use crate::provision::{ContainerSpec, Health, RunState, RuntimeError};
 use crate::store::tenants::{Completion, Tenant};
 use crate::store::{self, StoreError};
 
@@ -42,13 +43,21 @@ impl From<sqlx::Error> for ConvergeError {
 
 enum Outcome {
     /// The tenant is where its owner wants it.
-    Reached { status: TenantStatus, container_id: Option<String>, deployed: bool },
+    Reached {
+        status: TenantStatus,
+        container_id: Option<String>,
+        deployed: bool,
+    },
     /// Progressing (a container starting); look again later.
     Waiting,
 }
 
 fn new_password() -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
 }
 
 impl Reconciler {
@@ -74,7 +83,11 @@ impl Reconciler {
         if let Err(e) = self.pass_locked(id).await {
             warn!(error = %e, "reconcile pass failed");
         }
-        if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)").bind(id.lock_key()).execute(&mut *lock_conn).await {
+        if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(id.lock_key())
+            .execute(&mut *lock_conn)
+            .await
+        {
             // Closing the connection releases the lock.
             warn!(error = %e, "could not release the tenant lock; dropping the connection");
             let _ = lock_conn.detach();
@@ -103,8 +116,13 @@ impl Reconciler {
             }
         }
         match self.converge(&tenant).await {
-            Ok(Outcome::Reached { status, container_id, deployed }) => {
-                let metadata = json!({ "containerId": container_id, "image": self.image_of(&tenant) });
+            Ok(Outcome::Reached {
+                status,
+                container_id,
+                deployed,
+            }) => {
+                let metadata =
+                    json!({ "containerId": container_id, "image": self.image_of(&tenant) });
                 let done = Completion {
                     generation: tenant.generation,
                     status,
@@ -116,15 +134,23 @@ impl Reconciler {
                 info!(%status, "tenant converged");
             }
             Ok(Outcome::Waiting) => {
-                let at = Utc::now() + chrono::Duration::from_std(HEALTH_RECHECK).unwrap_or_default();
+                let at =
+                    Utc::now() + chrono::Duration::from_std(HEALTH_RECHECK).unwrap_or_default();
                 store::tenants::recheck_at(pool, id, at).await?;
             }
             Err(e) => {
                 let message = e.to_string();
                 let retry_in = self.inner.cfg.backoff(tenant.attempts);
-                let retry_at = Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
-                let final_failure =
-                    store::tenants::fail(pool, &tenant, &message, self.inner.cfg.max_attempts, retry_at).await?;
+                let retry_at =
+                    Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
+                let final_failure = store::tenants::fail(
+                    pool,
+                    &tenant,
+                    &message,
+                    self.inner.cfg.max_attempts,
+                    retry_at,
+                )
+                .await?;
                 if final_failure {
                     warn!(error = %message, "tenant failed; giving up until its owner acts");
                 } else {
@@ -136,7 +162,10 @@ impl Reconciler {
     }
 
     fn image_of(&self, tenant: &Tenant) -> String {
-        tenant.image.clone().unwrap_or_else(|| self.inner.tenants.fresco_image.clone())
+        tenant
+            .image
+            .clone()
+            .unwrap_or_else(|| self.inner.tenants.fresco_image.clone())
     }
 
     /// For a converged tenant: has the world moved away from what it should be?
@@ -150,28 +179,46 @@ impl Reconciler {
         let drift = match tenant.desired() {
             DesiredState::Running => match &info {
                 None => Some((Action::Recover, "container is missing".to_owned())),
-                Some(c) if matches!(c.state, RunState::Exited | RunState::Dead | RunState::Created) => {
-                    Some((Action::Recover, format!("container is not running (exit code {:?})", c.exit_code)))
+                Some(c)
+                    if matches!(
+                        c.state,
+                        RunState::Exited | RunState::Dead | RunState::Created
+                    ) =>
+                {
+                    Some((
+                        Action::Recover,
+                        format!("container is not running (exit code {:?})", c.exit_code),
+                    ))
                 }
-                Some(c) if c.spec_hash.as_deref() != Some(self.desired_hash(tenant).await?.as_str()) => {
+                Some(c) if c.spec_hash != self.desired_hash(tenant).await? => {
                     Some((Action::Update, "container spec changed".to_owned()))
                 }
                 Some(_) => None,
             },
             DesiredState::Stopped => match &info {
-                Some(c) if matches!(c.state, RunState::Running | RunState::Restarting) => {
-                    Some((Action::Recover, "container is running although the tenant is stopped".to_owned()))
-                }
+                Some(c) if matches!(c.state, RunState::Running | RunState::Restarting) => Some((
+                    Action::Recover,
+                    "container is running although the tenant is stopped".to_owned(),
+                )),
                 _ => None,
             },
-            DesiredState::Destroyed => info.map(|_| (Action::Recover, "container of a destroyed tenant".to_owned())),
+            DesiredState::Destroyed => info.map(|_| {
+                (
+                    Action::Recover,
+                    "container of a destroyed tenant".to_owned(),
+                )
+            }),
         };
         Ok(drift)
     }
 
     async fn db_target(&self) -> Result<DbTarget, ConvergeError> {
         let cfg = &self.inner.tenants;
-        let gateway = self.inner.runtime.ensure_network(&cfg.tenants_network).await?;
+        let gateway = self
+            .inner
+            .runtime
+            .ensure_network(&cfg.tenants_network)
+            .await?;
         let host = match (&cfg.tenant_db_host, gateway) {
             (Some(h), _) if h.contains(':') => h.clone(),
             (Some(h), _) => format!("{h}:{}", self.inner.db_port),
@@ -183,17 +230,22 @@ impl Reconciler {
                 )))
             }
         };
-        let platform_database: String =
-            sqlx::query_scalar("SELECT current_database()").fetch_one(&self.inner.pool).await?;
-        Ok(DbTarget { host, platform_database })
+        let platform_database: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&self.inner.pool)
+            .await?;
+        Ok(DbTarget {
+            host,
+            platform_database,
+        })
     }
 
     fn limits(tenant: &Tenant) -> ResourceLimits {
         serde_json::from_value(tenant.resource_limits.clone()).unwrap_or_default()
     }
 
-    async fn desired_hash(&self, tenant: &Tenant) -> Result<String, ConvergeError> {
-        let target = self.db_target().await?;
+    /// The container spec this tenant should have; without a password it is
+    /// only good for its hash.
+    fn spec_for(&self, tenant: &Tenant, db: &DbTarget, password: Option<&str>) -> ContainerSpec {
         let image = self.image_of(tenant);
         let limits = Self::limits(tenant);
         let input = SpecInput {
@@ -201,12 +253,20 @@ impl Reconciler {
             subdomain: &tenant.subdomain,
             image: &image,
             limits: &limits,
-            db: &target,
+            db,
             isolation: self.inner.dbs.isolation(),
-            password: None,
+            password,
         };
-        let spec = spec::build(&self.inner.tenants, &input);
-        Ok(spec.labels.get(crate::provision::labels::SPEC_HASH).cloned().unwrap_or_default())
+        spec::build(&self.inner.tenants, &input)
+    }
+
+    async fn desired_hash(&self, tenant: &Tenant) -> Result<Option<String>, ConvergeError> {
+        let target = self.db_target().await?;
+        Ok(self
+            .spec_for(tenant, &target, None)
+            .labels
+            .get(SPEC_HASH)
+            .cloned())
     }
 
     async fn converge(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
@@ -224,22 +284,12 @@ impl Reconciler {
             store::tenants::set_status(&self.inner.pool, id, TenantStatus::Provisioning).await?;
         }
         let role_created = self.inner.dbs.ensure(id).await?;
-        let image = self.image_of(tenant);
-        runtime.ensure_image(&image).await?;
+        runtime.ensure_image(&self.image_of(tenant)).await?;
         let target = self.db_target().await?;
-        let limits = Self::limits(tenant);
-        let mut input = SpecInput {
-            tenant: id,
-            subdomain: &tenant.subdomain,
-            image: &image,
-            limits: &limits,
-            db: &target,
-            isolation: self.inner.dbs.isolation(),
-            password: None,
-        };
-        let wanted_hash = spec::build(&self.inner.tenants, &input)
+        let wanted_hash = self
+            .spec_for(tenant, &target, None)
             .labels
-            .get(crate::provision::labels::SPEC_HASH)
+            .get(SPEC_HASH)
             .cloned();
         let mut info = runtime.inspect(id).await?;
         let stale = info.as_ref().is_none_or(|c| c.spec_hash != wanted_hash);
@@ -251,16 +301,20 @@ impl Reconciler {
             // container, stored nowhere else.
             let password = new_password();
             self.inner.dbs.set_password(id, &password).await?;
-            input.password = Some(&password);
-            let spec = spec::build(&self.inner.tenants, &input);
-            runtime.create(&spec).await?;
+            runtime
+                .create(&self.spec_for(tenant, &target, Some(&password)))
+                .await?;
             runtime.start(id).await?;
             info = runtime.inspect(id).await?;
         } else if let Some(c) = &info {
             let restart_pending = tenant.action() == Some(Action::Restart)
-                && c.started_at.zip(tenant.action_started_at).is_none_or(|(s, a)| s < a);
+                && c.started_at
+                    .zip(tenant.action_started_at)
+                    .is_none_or(|(s, a)| s < a);
             if restart_pending {
-                runtime.restart(id, self.inner.tenants.stop_timeout_secs as i64).await?;
+                runtime
+                    .restart(id, self.inner.tenants.stop_timeout_secs as i64)
+                    .await?;
                 info = runtime.inspect(id).await?;
             } else if !matches!(c.state, RunState::Running | RunState::Restarting) {
                 runtime.start(id).await?;
@@ -268,13 +322,19 @@ impl Reconciler {
             }
         }
         let Some(c) = info else {
-            return Err(ConvergeError::Container("container disappeared right after it was started".into()));
+            return Err(ConvergeError::Container(
+                "container disappeared right after it was started".into(),
+            ));
         };
         self.health_outcome(tenant, c)
     }
 
     fn health_outcome(&self, tenant: &Tenant, c: ContainerInfo) -> Result<Outcome, ConvergeError> {
-        let reached = || Outcome::Reached { status: TenantStatus::Active, container_id: Some(c.id.clone()), deployed: true };
+        let reached = || Outcome::Reached {
+            status: TenantStatus::Active,
+            container_id: Some(c.id.clone()),
+            deployed: true,
+        };
         match (c.state, c.health) {
             (RunState::Running, Health::Healthy | Health::None) => Ok(reached()),
             (RunState::Running, Health::Unhealthy) => Err(ConvergeError::Container(format!(
@@ -301,11 +361,21 @@ impl Reconciler {
     async fn converge_stopped(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
         let id = tenant.tenant_id();
         if let Some(c) = self.inner.runtime.inspect(id).await? {
-            if matches!(c.state, RunState::Running | RunState::Restarting | RunState::Paused) {
-                self.inner.runtime.stop(id, self.inner.tenants.stop_timeout_secs as i64).await?;
+            if matches!(
+                c.state,
+                RunState::Running | RunState::Restarting | RunState::Paused
+            ) {
+                self.inner
+                    .runtime
+                    .stop(id, self.inner.tenants.stop_timeout_secs as i64)
+                    .await?;
             }
         }
-        Ok(Outcome::Reached { status: TenantStatus::Stopped, container_id: None, deployed: false })
+        Ok(Outcome::Reached {
+            status: TenantStatus::Stopped,
+            container_id: None,
+            deployed: false,
+        })
     }
 
     async fn converge_destroyed(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
@@ -315,6 +385,10 @@ impl Reconciler {
         }
         self.inner.runtime.remove(id).await?;
         self.inner.dbs.teardown(id).await?;
-        Ok(Outcome::Reached { status: TenantStatus::Destroyed, container_id: None, deployed: false })
+        Ok(Outcome::Reached {
+            status: TenantStatus::Destroyed,
+            container_id: None,
+            deployed: false,
+        })
     }
 }

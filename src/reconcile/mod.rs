@@ -102,9 +102,19 @@ impl Reconciler {
     /// Runs until `shutdown` is cancelled, then waits for passes under way.
     pub async fn run(self, shutdown: CancellationToken) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Wake>();
-        tokio::spawn(listen_notifications(self.inner.pool.clone(), tx.clone(), shutdown.clone()));
-        tokio::spawn(watch_docker(self.inner.runtime.clone(), tx.clone(), shutdown.clone()));
-        let mut resync = tokio::time::interval(Duration::from_secs(self.inner.cfg.resync_interval_secs.max(1)));
+        tokio::spawn(listen_notifications(
+            self.inner.pool.clone(),
+            tx.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(watch_docker(
+            self.inner.runtime.clone(),
+            tx.clone(),
+            shutdown.clone(),
+        ));
+        let mut resync = tokio::time::interval(Duration::from_secs(
+            self.inner.cfg.resync_interval_secs.max(1),
+        ));
         let mut due = tokio::time::interval(DUE_POLL);
         due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!("reconciler started");
@@ -123,7 +133,10 @@ impl Reconciler {
             }
         }
         self.inner.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(30), self.inner.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
             warn!("reconcile passes still running at shutdown; they resume at next start");
         }
         info!("reconciler stopped");
@@ -134,11 +147,16 @@ impl Reconciler {
         match self.sweep_orphans().await {
             Ok(report) => {
                 let db = &report.database;
-                let found = !db.schemas.is_empty() || !db.roles.is_empty() || !db.databases.is_empty();
+                let found =
+                    !db.schemas.is_empty() || !db.roles.is_empty() || !db.databases.is_empty();
                 // Said once per change, not at every resync.
                 let summary = format!("{:?}{:?}{:?}", db.schemas, db.databases, db.roles);
                 let changed = {
-                    let mut last = self.inner.last_orphans.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut last = self
+                        .inner
+                        .last_orphans
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
                     let changed = last.as_deref() != Some(summary.as_str());
                     *last = Some(summary);
                     changed
@@ -166,7 +184,10 @@ impl Reconciler {
         // List containers before tenants: a container seen here was created from a
         // row committed earlier, so that row is in the list read next.
         let containers = self.inner.runtime.list_managed().await?;
-        let live: HashSet<TenantId> = store::tenants::live(&self.inner.pool).await?.into_iter().collect();
+        let live: HashSet<TenantId> = store::tenants::live(&self.inner.pool)
+            .await?
+            .into_iter()
+            .collect();
         let mut report = OrphanReport::default();
         for c in containers {
             if c.tenant.is_none_or(|t| !live.contains(&t)) {
@@ -214,7 +235,11 @@ impl Reconciler {
     }
 }
 
-async fn listen_notifications(pool: PgPool, tx: mpsc::UnboundedSender<Wake>, shutdown: CancellationToken) {
+async fn listen_notifications(
+    pool: PgPool,
+    tx: mpsc::UnboundedSender<Wake>,
+    shutdown: CancellationToken,
+) {
     loop {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -242,7 +267,11 @@ async fn listen_notifications(pool: PgPool, tx: mpsc::UnboundedSender<Wake>, shu
     }
 }
 
-async fn watch_docker(runtime: Arc<dyn TenantRuntime>, tx: mpsc::UnboundedSender<Wake>, shutdown: CancellationToken) {
+async fn watch_docker(
+    runtime: Arc<dyn TenantRuntime>,
+    tx: mpsc::UnboundedSender<Wake>,
+    shutdown: CancellationToken,
+) {
     loop {
         let mut events = runtime.events();
         loop {

@@ -59,9 +59,10 @@ pub async fn list(
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM deployment_logs WHERE tenant_id = $1")
-        .bind(tenant.0)
-        .fetch_one(pool)
-        .await?;
+    let total: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deployment_logs WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_one(pool)
+            .await?;
     Ok((rows, total))
 }

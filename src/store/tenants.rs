@@ -35,7 +35,8 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, user_id, tenant_identifier, subdomain, status, desired_state, generation,
+const COLUMNS: &str =
+    "id, user_id, tenant_identifier, subdomain, status, desired_state, generation,
     observed_generation, current_action, action_started_at, last_error, attempts, next_attempt_at,
     image, container_id, first_started_at, last_deployed_at, metadata, resource_limits, created_at,
     updated_at";
@@ -77,7 +78,10 @@ async fn notify(tx: &mut Transaction<'_, Postgres>, id: TenantId) -> Result<(), 
 
 /// Records a new tenant wanting to run, its `create/initiated` log row, and wakes
 /// the reconciler, all in the caller's transaction.
-pub async fn insert(tx: &mut Transaction<'_, Postgres>, new: NewTenant<'_>) -> Result<Tenant, StoreError> {
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    new: NewTenant<'_>,
+) -> Result<Tenant, StoreError> {
     let id = TenantId::new();
     let tenant = sqlx::query_as::<_, Tenant>(&format!(
         "INSERT INTO tenants (id, user_id, tenant_identifier, subdomain, image, resource_limits,
@@ -115,15 +119,24 @@ pub async fn get(pool: &PgPool, id: TenantId) -> Result<Tenant, StoreError> {
         .ok_or(StoreError::NotFound)
 }
 
-pub async fn get_for_update(tx: &mut Transaction<'_, Postgres>, id: TenantId) -> Result<Tenant, StoreError> {
-    sqlx::query_as::<_, Tenant>(&format!("SELECT {COLUMNS} FROM tenants WHERE id = $1 FOR UPDATE"))
-        .bind(id.0)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or(StoreError::NotFound)
+pub async fn get_for_update(
+    tx: &mut Transaction<'_, Postgres>,
+    id: TenantId,
+) -> Result<Tenant, StoreError> {
+    sqlx::query_as::<_, Tenant>(&format!(
+        "SELECT {COLUMNS} FROM tenants WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id.0)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)
 }
 
-pub async fn list(pool: &PgPool, limit: i64, offset: i64) -> Result<(Vec<Tenant>, i64), StoreError> {
+pub async fn list(
+    pool: &PgPool,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Tenant>, i64), StoreError> {
     let rows = sqlx::query_as::<_, Tenant>(&format!(
         "SELECT {COLUMNS} FROM tenants ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
     ))
@@ -131,7 +144,9 @@ pub async fn list(pool: &PgPool, limit: i64, offset: i64) -> Result<(Vec<Tenant>
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(pool).await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(pool)
+        .await?;
     Ok((rows, total))
 }
 
@@ -203,12 +218,18 @@ pub async fn live(pool: &PgPool) -> Result<Vec<TenantId>, StoreError> {
     Ok(ids.into_iter().map(TenantId).collect())
 }
 
-pub async fn set_status(pool: &PgPool, id: TenantId, status: TenantStatus) -> Result<(), StoreError> {
-    sqlx::query("UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 AND status <> $2")
-        .bind(id.0)
-        .bind(status.as_str())
-        .execute(pool)
-        .await?;
+pub async fn set_status(
+    pool: &PgPool,
+    id: TenantId,
+    status: TenantStatus,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 AND status <> $2",
+    )
+    .bind(id.0)
+    .bind(status.as_str())
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -241,8 +262,15 @@ pub async fn begin_own_action(
     .bind(action.as_str())
     .execute(&mut *tx)
     .await?;
-    deployments::append(&mut *tx, id, action, DeploymentStatus::Initiated, None, json!({ "reason": reason }))
-        .await?;
+    deployments::append(
+        &mut *tx,
+        id,
+        action,
+        DeploymentStatus::Initiated,
+        None,
+        json!({ "reason": reason }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -257,7 +285,11 @@ pub struct Completion<'a> {
 
 /// The tenant reached what generation `generation` asked for. Writes the
 /// action's `success` row with its duration.
-pub async fn complete(pool: &PgPool, tenant: &Tenant, done: Completion<'_>) -> Result<(), StoreError> {
+pub async fn complete(
+    pool: &PgPool,
+    tenant: &Tenant,
+    done: Completion<'_>,
+) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     let current = get_for_update(&mut tx, tenant.tenant_id()).await?;
     if current.generation != done.generation {
@@ -284,12 +316,22 @@ pub async fn complete(pool: &PgPool, tenant: &Tenant, done: Completion<'_>) -> R
         let mut metadata = done.metadata;
         if let Value::Object(map) = &mut metadata {
             if let Some(started) = current.action_started_at {
-                map.insert("durationMs".into(), json!((Utc::now() - started).num_milliseconds()));
+                map.insert(
+                    "durationMs".into(),
+                    json!((Utc::now() - started).num_milliseconds()),
+                );
             }
             map.insert("generation".into(), json!(done.generation));
         }
-        deployments::append(&mut *tx, current.tenant_id(), action, DeploymentStatus::Success, None, metadata)
-            .await?;
+        deployments::append(
+            &mut *tx,
+            current.tenant_id(),
+            action,
+            DeploymentStatus::Success,
+            None,
+            metadata,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())
@@ -325,7 +367,9 @@ pub async fn fail(
         .execute(&mut *tx)
         .await?;
         if let Some(action) = current.action() {
-            let duration = current.action_started_at.map(|s| (Utc::now() - s).num_milliseconds());
+            let duration = current
+                .action_started_at
+                .map(|s| (Utc::now() - s).num_milliseconds());
             deployments::append(
                 &mut *tx,
                 current.tenant_id(),

@@ -33,7 +33,10 @@ pub struct NewApiKey {
 
 impl std::fmt::Debug for NewApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewApiKey").field("id", &self.id).field("prefix", &self.prefix).finish()
+        f.debug_struct("NewApiKey")
+            .field("id", &self.id)
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
@@ -42,7 +45,11 @@ pub fn hash_key(secret: &str) -> Vec<u8> {
 }
 
 fn random_token(len: usize) -> String {
-    rand::thread_rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 pub async fn find_or_create_by_email(
@@ -79,7 +86,13 @@ pub async fn create_admin_with_key(
         .await?;
     let key = insert_api_key(&mut tx, user.id, key_name).await?;
     tx.commit().await?;
-    Ok((User { role: Role::Admin.as_str().to_owned(), ..user }, key))
+    Ok((
+        User {
+            role: Role::Admin.as_str().to_owned(),
+            ..user
+        },
+        key,
+    ))
 }
 
 pub async fn insert_api_key(
@@ -90,14 +103,16 @@ pub async fn insert_api_key(
     let prefix = format!("fpk_{}", random_token(8));
     let secret = format!("{prefix}_{}", random_token(40));
     let id = Uuid::new_v4();
-    sqlx::query("INSERT INTO api_keys (id, user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id)
-        .bind(user_id)
-        .bind(name)
-        .bind(&prefix)
-        .bind(hash_key(&secret))
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(name)
+    .bind(&prefix)
+    .bind(hash_key(&secret))
+    .execute(&mut **tx)
+    .await?;
     Ok(NewApiKey { id, prefix, secret })
 }
 

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::{
+    InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use bollard::Docker;
 use clap::Parser;
 use rand::distributions::Alphanumeric;
@@ -23,7 +25,8 @@ use fresco_platform::domain::TenantId;
 use fresco_platform::provision::TenantDatabases;
 
 pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
 }
 
 pub fn random(n: usize) -> String {
@@ -62,12 +65,21 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { isolation: "schema", process: false, extra: vec![], log_file: None, process_env: vec![] }
+        Self {
+            isolation: "schema",
+            process: false,
+            extra: vec![],
+            log_file: None,
+            process_env: vec![],
+        }
     }
 }
 
 enum Server {
-    InProcess { token: CancellationToken, handle: tokio::task::JoinHandle<anyhow::Result<()>> },
+    InProcess {
+        token: CancellationToken,
+        handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    },
     Process(Child),
     Stopped,
 }
@@ -97,16 +109,33 @@ impl Platform {
         init_tracing();
         let instance = format!("fpt_{}", random(10));
         let admin = env("FP_TEST_ADMIN_DATABASE_URL");
-        let mut conn = PgConnection::connect(&admin).await.expect("connect as the platform role");
-        sqlx::raw_sql(&format!("CREATE DATABASE \"{instance}\"")).execute(&mut conn).await.expect("create test db");
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .expect("connect as the platform role");
+        sqlx::raw_sql(&format!("CREATE DATABASE \"{instance}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test db");
         conn.close().await.ok();
         let db_url = with_database(&admin, &instance);
-        let pool = PgPool::connect(&db_url).await.expect("connect to the test db");
-        fresco_platform::store::migrate(&pool).await.expect("migrate");
-        let (_, key) = fresco_platform::store::users::create_admin_with_key(&pool, "admin@test.invalid", "test")
+        let pool = PgPool::connect(&db_url)
             .await
-            .expect("admin key");
-        let docker = Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+            .expect("connect to the test db");
+        fresco_platform::store::migrate(&pool)
+            .await
+            .expect("migrate");
+        let (_, key) = fresco_platform::store::users::create_admin_with_key(
+            &pool,
+            "admin@test.invalid",
+            "test",
+        )
+        .await
+        .expect("admin key");
+        let docker = Docker::connect_with_local_defaults()
+            .unwrap()
+            .negotiate_version()
+            .await
+            .unwrap();
         let port = free_port();
         let mut platform = Self {
             base: format!("http://127.0.0.1:{port}"),
@@ -116,7 +145,10 @@ impl Platform {
             db_url,
             instance,
             docker,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
             opts,
             port,
             server: Server::Stopped,
@@ -151,7 +183,10 @@ impl Platform {
             argv.push(format!("--{}", flag_name(&k)));
             argv.push(v);
         }
-        match Cli::try_parse_from(argv).expect("valid test config").command {
+        match Cli::try_parse_from(argv)
+            .expect("valid test config")
+            .command
+        {
             CliCommand::Serve(cfg) => *cfg,
             _ => unreachable!(),
         }
@@ -160,9 +195,15 @@ impl Platform {
     pub async fn start_server(&mut self) {
         if self.opts.process {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_fresco-platform"));
-            cmd.arg("serve").stdout(Stdio::null()).stderr(Stdio::inherit());
+            cmd.arg("serve")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit());
             if let Some(path) = &self.opts.log_file {
-                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file");
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("log file");
                 cmd.stderr(file);
             }
             for (k, v) in self.args() {
@@ -173,14 +214,25 @@ impl Platform {
             }
             self.server = Server::Process(cmd.spawn().expect("spawn fresco-platform serve"));
         } else {
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("bind api port");
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+                .await
+                .expect("bind api port");
             let token = CancellationToken::new();
-            let handle = tokio::spawn(fresco_platform::app::launch(listener, self.config(), token.clone()));
+            let handle = tokio::spawn(fresco_platform::app::launch(
+                listener,
+                self.config(),
+                token.clone(),
+            ));
             self.server = Server::InProcess { token, handle };
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = self.http.get(format!("{}/api/ready", self.base)).send().await {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/api/ready", self.base))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return;
                 }
@@ -217,8 +269,16 @@ impl Platform {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.key);
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.key);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -241,23 +301,35 @@ impl Platform {
         let (status, body) = self.create_tenant(subdomain).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         let id = body["id"].as_str().unwrap().to_owned();
-        self.wait_status(&id, "active", Duration::from_secs(60)).await;
+        self.wait_status(&id, "active", Duration::from_secs(60))
+            .await;
         id
     }
 
     pub async fn tenant(&self, id: &str) -> Value {
-        let (status, body) = self.request(reqwest::Method::GET, &format!("/api/v1/tenants/{id}"), None).await;
+        let (status, body) = self
+            .request(reqwest::Method::GET, &format!("/api/v1/tenants/{id}"), None)
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
 
     pub async fn action(&self, id: &str, action: &str) -> (StatusCode, Value) {
-        self.request(reqwest::Method::POST, &format!("/api/v1/tenants/{id}/{action}"), None).await
+        self.request(
+            reqwest::Method::POST,
+            &format!("/api/v1/tenants/{id}/{action}"),
+            None,
+        )
+        .await
     }
 
     pub async fn destroy(&self, id: &str, confirm: &str) -> (StatusCode, Value) {
-        self.request(reqwest::Method::DELETE, &format!("/api/v1/tenants/{id}"), Some(json!({ "confirm": confirm })))
-            .await
+        self.request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tenants/{id}"),
+            Some(json!({ "confirm": confirm })),
+        )
+        .await
     }
 
     /// Waits until the tenant reaches `status` with nothing in flight.
@@ -268,21 +340,33 @@ impl Platform {
             if t["status"] == status && t["currentAction"].is_null() {
                 return t;
             }
-            assert!(Instant::now() < deadline, "tenant never reached {status}; last seen: {t:#}");
+            assert!(
+                Instant::now() < deadline,
+                "tenant never reached {status}; last seen: {t:#}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     pub async fn deployments(&self, id: &str) -> Vec<(String, String)> {
-        let (status, body) =
-            self.request(reqwest::Method::GET, &format!("/api/v1/tenants/{id}/deployments?perPage=100"), None).await;
+        let (status, body) = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/api/v1/tenants/{id}/deployments?perPage=100"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let mut rows: Vec<(i64, String, String)> = body["data"]
             .as_array()
             .unwrap()
             .iter()
             .map(|r| {
-                (r["id"].as_i64().unwrap(), r["action"].as_str().unwrap().to_owned(), r["status"].as_str().unwrap().to_owned())
+                (
+                    r["id"].as_i64().unwrap(),
+                    r["action"].as_str().unwrap().to_owned(),
+                    r["status"].as_str().unwrap().to_owned(),
+                )
             })
             .collect();
         rows.sort();
@@ -291,23 +375,41 @@ impl Platform {
 
     pub async fn container(&self, id: &str) -> Option<bollard::models::ContainerInspectResponse> {
         let name = tenant_id(id).container_name();
-        self.docker.inspect_container(&name, None::<InspectContainerOptions>).await.ok()
+        self.docker
+            .inspect_container(&name, None::<InspectContainerOptions>)
+            .await
+            .ok()
     }
 
     /// The database password the platform handed to the tenant's container.
     pub async fn tenant_password(&self, id: &str) -> String {
         let c = self.container(id).await.expect("tenant container exists");
         let env = c.config.and_then(|c| c.env).unwrap_or_default();
-        let url = env.iter().find_map(|e| e.strip_prefix("DATABASE_URL=")).expect("DATABASE_URL in env");
-        let userinfo = url.strip_prefix("postgres://").unwrap().split('@').next().unwrap();
+        let url = env
+            .iter()
+            .find_map(|e| e.strip_prefix("DATABASE_URL="))
+            .expect("DATABASE_URL in env");
+        let userinfo = url
+            .strip_prefix("postgres://")
+            .unwrap()
+            .split('@')
+            .next()
+            .unwrap();
         userinfo.split_once(':').unwrap().1.to_owned()
     }
 
     /// A connection as the tenant's own role, from the host.
-    pub async fn connect_as_tenant(&self, id: &str, database: &str) -> Result<PgConnection, sqlx::Error> {
+    pub async fn connect_as_tenant(
+        &self,
+        id: &str,
+        database: &str,
+    ) -> Result<PgConnection, sqlx::Error> {
         let password = self.tenant_password(id).await;
         let role = tenant_id(id).role_name();
-        let url = format!("postgres://{role}:{password}@127.0.0.1:{}/{database}", env("FP_PG_PORT"));
+        let url = format!(
+            "postgres://{role}:{password}@127.0.0.1:{}/{database}",
+            env("FP_PG_PORT")
+        );
         PgConnection::connect(&url).await
     }
 
@@ -316,7 +418,10 @@ impl Platform {
             "label".to_owned(),
             vec![format!("fresco-platform.instance={}", self.instance)],
         )]);
-        let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
         self.docker
             .list_containers(Some(options))
             .await
@@ -336,24 +441,39 @@ impl Platform {
         }
         self.cleaned = true;
         self.kill_server().await;
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants").fetch_all(&self.pool).await.unwrap_or_default();
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants")
+            .fetch_all(&self.pool)
+            .await
+            .unwrap_or_default();
         let dbs = TenantDatabases::new(self.pool.clone(), &self.config().tenants);
-        let remove = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        let remove = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
         for id in &ids {
             let id = TenantId(*id);
-            let _ = self.docker.remove_container(&id.container_name(), Some(remove.clone())).await;
+            let _ = self
+                .docker
+                .remove_container(&id.container_name(), Some(remove.clone()))
+                .await;
             if let Err(e) = dbs.teardown(id).await {
                 eprintln!("cleanup of tenant {id} failed: {e}");
             }
         }
         for name in self.managed_containers().await {
-            let _ = self.docker.remove_container(name.trim_start_matches('/'), Some(remove.clone())).await;
+            let _ = self
+                .docker
+                .remove_container(name.trim_start_matches('/'), Some(remove.clone()))
+                .await;
         }
         self.pool.close().await;
         if let Ok(mut conn) = PgConnection::connect(&env("FP_TEST_ADMIN_DATABASE_URL")).await {
-            let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::raw_sql(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&mut conn)
+            .await;
         }
     }
 }
@@ -390,8 +510,14 @@ impl Drop for Platform {
             let rt = tokio::runtime::Runtime::new().unwrap();
             rt.block_on(async move {
                 // The pool belongs to the failed test's runtime: use fresh connections.
-                this.pool = PgPool::connect(&this.db_url).await.expect("reconnect for cleanup");
-                this.docker = Docker::connect_with_local_defaults().unwrap().negotiate_version().await.unwrap();
+                this.pool = PgPool::connect(&this.db_url)
+                    .await
+                    .expect("reconnect for cleanup");
+                this.docker = Docker::connect_with_local_defaults()
+                    .unwrap()
+                    .negotiate_version()
+                    .await
+                    .unwrap();
                 this.cleanup_inner().await;
             });
         })
@@ -422,15 +548,27 @@ pub fn tenant_id(id: &str) -> TenantId {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// GET through Traefik with the tenant's Host header; returns the status.
 pub async fn through_traefik(subdomain: &str, path: &str) -> u16 {
     let port = env("TRAEFIK_HTTP_PORT");
     let host = format!("{subdomain}.{}", env("BASE_DOMAIN"));
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    match client.get(format!("http://127.0.0.1:{port}{path}")).header("Host", host).send().await {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    match client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .header("Host", host)
+        .send()
+        .await
+    {
         Ok(r) => r.status().as_u16(),
         Err(_) => 0,
     }
@@ -444,7 +582,10 @@ pub async fn wait_traefik(subdomain: &str, path: &str, expected: u16, timeout: D
         if got == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "Traefik answered {got} for {subdomain}{path}, expected {expected}");
+        assert!(
+            Instant::now() < deadline,
+            "Traefik answered {got} for {subdomain}{path}, expected {expected}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
