@@ -394,3 +394,29 @@ _stack_summary() {
              tenants at http://<sub>.$BASE_DOMAIN:$TRAEFIK_HTTP_PORT, log .local/traefik.log
 EOF
 }
+
+# --- restart of the Docker engine (for the Docker-restart test) -------------------
+
+# Restarts dockerd, but only one this stack started (its pid is in .local/dockerd.pid).
+stack_restart_docker() {
+  bash -euo pipefail -c 'source "$1"; _stack_settings; _stack_restart_docker' stack_restart_docker "$STACK_LIB"
+}
+
+_stack_restart_docker() {
+  local pid
+  pid="$(cat "$STACK_LOCAL/dockerd.pid" 2>/dev/null || true)"
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    _stack_warn "dockerd was not started by this stack (.local/dockerd.pid); not restarting it"
+    exit 3
+  fi
+  _stack_log "restarting dockerd (pid $pid)"
+  kill -TERM "$pid"
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    _stack_die "dockerd did not stop within 60 s"
+  fi
+  _stack_docker
+}
