@@ -237,3 +237,28 @@ async fn changed_spec_is_applied_by_recreating_the_container() {
     );
     p.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_while_provisioning_supersedes_the_create() {
+    let p = Platform::start(Options::default()).await;
+    let sub = subdomain("early");
+    let (status, body) = p.create_tenant(&sub).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    // Another action than destroy must wait for the create.
+    let (status, body) = p.action(&id, "stop").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "action_in_progress");
+    let (status, body) = p.destroy(&id, &sub).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    p.wait_status(&id, "destroyed", Duration::from_secs(60)).await;
+    assert!(p.container(&id).await.is_none());
+    let log = p.deployments(&id).await;
+    let expected: Vec<(String, String)> =
+        [("create", "initiated"), ("create", "failed"), ("destroy", "initiated"), ("destroy", "success")]
+            .iter()
+            .map(|(a, s)| (a.to_string(), s.to_string()))
+            .collect();
+    assert_eq!(log, expected);
+    p.cleanup().await;
+}
