@@ -10,6 +10,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
+use crate::http::rate_limit::Limiters;
+use crate::mail::Mailer;
 use crate::provision::docker::DockerRuntime;
 use crate::provision::TenantRuntime;
 use crate::reconcile::Reconciler;
@@ -21,6 +23,8 @@ pub struct AppState {
     pub runtime: Arc<dyn TenantRuntime>,
     pub reconciler: Reconciler,
     pub config: Arc<ServeConfig>,
+    pub mailer: Mailer,
+    pub limits: Arc<Limiters>,
 }
 
 /// Connects to Postgres (applying migrations) and Docker, and builds the state.
@@ -52,11 +56,15 @@ pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
         config.reconcile.clone(),
         options.get_port(),
     );
+    let mailer = Mailer::new(&config.mail).context("setting up mail")?;
+    let limits = Arc::new(Limiters::new(&config.limits));
     Ok(AppState {
         pool,
         runtime,
         reconciler,
         config: Arc::new(config),
+        mailer,
+        limits,
     })
 }
 

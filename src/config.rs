@@ -88,6 +88,92 @@ pub struct ServeConfig {
     pub tenants: TenantConfig,
     #[command(flatten)]
     pub reconcile: ReconcileConfig,
+    #[command(flatten)]
+    pub accounts: AccountConfig,
+    #[command(flatten)]
+    pub limits: RateLimitConfig,
+    #[command(flatten)]
+    pub mail: crate::mail::MailConfig,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AccountConfig {
+    /// Where the platform's own web app and API are reached. Its origin is the only
+    /// one accepted on cookie-authenticated writes (CSRF), and cookies are `Secure`
+    /// when it is https.
+    #[arg(long, env = "PLATFORM_URL", default_value = "http://127.0.0.1:8080")]
+    pub platform_url: String,
+    /// Lifetime of a login session, extended by use.
+    #[arg(long, env = "SESSION_TTL_HOURS", default_value_t = 24)]
+    pub session_ttl_hours: i64,
+    /// Lifetime of a "remember me" session, extended by use.
+    #[arg(long, env = "SESSION_REMEMBER_DAYS", default_value_t = 30)]
+    pub session_remember_days: i64,
+    /// How long a signup wizard session stays usable.
+    #[arg(long, env = "SIGNUP_SESSION_TTL_MINUTES", default_value_t = 60)]
+    pub signup_ttl_minutes: i64,
+    /// How long an emailed password-reset link works.
+    #[arg(long, env = "PASSWORD_RESET_TTL_MINUTES", default_value_t = 60)]
+    pub password_reset_ttl_minutes: i64,
+    /// How long an emailed verification link works.
+    #[arg(long, env = "EMAIL_VERIFY_TTL_HOURS", default_value_t = 48)]
+    pub email_verify_ttl_hours: i64,
+    /// Version of the terms of service the wizard asks users to accept.
+    #[arg(long, env = "TERMS_VERSION", default_value = "2026-01")]
+    pub terms_version: String,
+    /// Live tenants a member may own.
+    #[arg(long, env = "TENANT_QUOTA", default_value_t = 3)]
+    pub tenant_quota: i64,
+    /// Where people who only want to try Fresco are sent.
+    #[arg(
+        long,
+        env = "SANDBOX_URL",
+        default_value = "https://fresco-sandbox.networkcanvas.com"
+    )]
+    pub sandbox_url: String,
+    /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
+    #[arg(long, env = "TRUST_PROXY_HEADERS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_proxy_headers: bool,
+}
+
+impl AccountConfig {
+    pub fn secure_cookies(&self) -> bool {
+        self.platform_url.starts_with("https://")
+    }
+
+    /// scheme://host[:port] of PLATFORM_URL.
+    pub fn platform_origin(&self) -> String {
+        let url = self.platform_url.trim_end_matches('/');
+        match url.find("://").map(|i| i + 3) {
+            Some(start) => match url[start..].find('/') {
+                Some(slash) => url[..start + slash].to_owned(),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitConfig {
+    /// Requests per window for each user (or each IP when anonymous).
+    #[arg(long, env = "RATE_LIMIT_GENERAL", default_value_t = 600)]
+    pub general: u32,
+    /// Window of the general limit, in seconds.
+    #[arg(long, env = "RATE_LIMIT_GENERAL_WINDOW_SECS", default_value_t = 60)]
+    pub general_window_secs: u64,
+    /// Login and password-reset attempts per window, per IP and per email.
+    #[arg(long, env = "RATE_LIMIT_LOGIN", default_value_t = 10)]
+    pub login: u32,
+    /// Window of the login limit, in seconds.
+    #[arg(long, env = "RATE_LIMIT_LOGIN_WINDOW_SECS", default_value_t = 900)]
+    pub login_window_secs: u64,
+    /// Deploys and lifecycle actions per window, per user.
+    #[arg(long, env = "RATE_LIMIT_ACTIONS", default_value_t = 30)]
+    pub actions: u32,
+    /// Window of the actions limit, in seconds.
+    #[arg(long, env = "RATE_LIMIT_ACTIONS_WINDOW_SECS", default_value_t = 60)]
+    pub actions_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod mail;
 pub mod provision;
 pub mod reconcile;
 pub mod store;

@@ -139,7 +139,7 @@ async fn requests_without_a_valid_key_or_for_unknown_tenants_are_refused() {
         .request(
             Method::POST,
             "/api/v1/tenants",
-            Some(json!({ "subdomain": "abc" })),
+            Some(json!({ "ownerEmail": "o@test.invalid" })),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -251,14 +251,19 @@ async fn destroy_while_provisioning_supersedes_the_create() {
     assert_eq!(body["error"]["code"], "action_in_progress");
     let (status, body) = p.destroy(&id, &sub).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-    p.wait_status(&id, "destroyed", Duration::from_secs(60)).await;
+    p.wait_status(&id, "destroyed", Duration::from_secs(60))
+        .await;
     assert!(p.container(&id).await.is_none());
     let log = p.deployments(&id).await;
-    let expected: Vec<(String, String)> =
-        [("create", "initiated"), ("create", "failed"), ("destroy", "initiated"), ("destroy", "success")]
-            .iter()
-            .map(|(a, s)| (a.to_string(), s.to_string()))
-            .collect();
+    let expected: Vec<(String, String)> = [
+        ("create", "initiated"),
+        ("create", "failed"),
+        ("destroy", "initiated"),
+        ("destroy", "success"),
+    ]
+    .iter()
+    .map(|(a, s)| (a.to_string(), s.to_string()))
+    .collect();
     assert_eq!(log, expected);
     p.cleanup().await;
 }

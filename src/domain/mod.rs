@@ -1,6 +1,7 @@
 //! Plain types and rules, no I/O: tenant ids and the names derived from them,
 //! the subdomain rule, lifecycle states.
 
+pub mod password;
 mod subdomain;
 mod tenant;
 

@@ -1,27 +1,44 @@
-//! Who is calling: `Authorization: Bearer <api key>`. Keys are looked up by
-//! their SHA-256 hash; the key itself is never stored or logged.
+//! Who is calling: `Authorization: Bearer <api key>` for programs, the session
+//! cookie for browsers. Keys and session tokens are looked up by their SHA-256
+//! hash; neither is stored or logged. Cookie-authenticated writes must come from
+//! the platform's own origin (CSRF).
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE, ORIGIN, REFERER};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method};
+use uuid::Uuid;
 
+use super::client::Client;
 use super::error::ApiError;
 use crate::app::AppState;
 use crate::domain::Role;
+use crate::store::sessions;
 use crate::store::tenants::Tenant;
 use crate::store::users::{self, User};
 
-pub struct Caller(pub User);
+pub const SESSION_COOKIE: &str = "fp_session";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    ApiKey,
+    Session(Uuid),
+}
+
+pub struct Caller {
+    pub user: User,
+    pub via: Via,
+}
 
 impl Caller {
     pub fn is_admin(&self) -> bool {
-        self.0.role() == Role::Admin
+        self.user.role() == Role::Admin
     }
 
     /// Owners see their own tenants, admins see all; anything else is reported
     /// exactly as a missing tenant.
     pub fn may_see(&self, tenant: &Tenant) -> bool {
-        self.is_admin() || tenant.user_id == self.0.id
+        self.is_admin() || tenant.user_id == self.user.id
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
@@ -33,6 +50,57 @@ impl Caller {
             ))
         }
     }
+
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self.via {
+            Via::Session(id) => Some(id),
+            Via::ApiKey => None,
+        }
+    }
+}
+
+/// The session token from the Cookie header, if any.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+}
+
+/// Set-Cookie for a new session (HttpOnly, SameSite=Lax, Secure on https).
+pub fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> HeaderValue {
+    let secure = if state.config.accounts.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
+    let value = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
+    );
+    HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static("fp_session=; Path=/; Max-Age=0"))
+}
+
+pub fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("fp_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+/// A cookie-authenticated write must name the platform's own origin in
+/// `Origin`, or failing that in `Referer`.
+pub fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let own = state.config.accounts.platform_origin();
+    if let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) {
+        return origin == own;
+    }
+    headers
+        .get(REFERER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|r| r == own || r.starts_with(&format!("{own}/")))
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -42,19 +110,42 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let key = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= 200)
-            .ok_or(ApiError::Unauthorized)?;
-        let user = users::user_for_api_key(&state.pool, key)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(Self(user))
+        if let Some(header) = parts.headers.get(AUTHORIZATION).cloned() {
+            let key = header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or(ApiError::Unauthorized)?;
+            let Client(origin) = Client::from_request_parts(parts, state)
+                .await
+                .unwrap_or_else(|e| match e {});
+            let user = users::user_for_api_key(&state.pool, key, origin.ip.as_deref())
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            return Ok(Self {
+                user,
+                via: Via::ApiKey,
+            });
+        }
+        let token = session_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        let accounts = &state.config.accounts;
+        let found = sessions::user_for_token(
+            &state.pool,
+            &token,
+            chrono::Duration::hours(accounts.session_ttl_hours),
+            chrono::Duration::days(accounts.session_remember_days),
+        )
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if !safe && !same_origin(state, &parts.headers) {
+            return Err(ApiError::Csrf);
+        }
+        Ok(Self {
+            user: found.user,
+            via: Via::Session(found.session_id),
+        })
     }
 }

@@ -17,10 +17,14 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("missing or invalid API key")]
+    #[error("sign in, or send a valid API key as `Authorization: Bearer <key>`")]
     Unauthorized,
+    #[error("email or password is not correct")]
+    BadCredentials,
     #[error("{0}")]
     Forbidden(String),
+    #[error("cross-site request refused: cookie-authenticated changes must come from the platform's own pages")]
+    Csrf,
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed on this endpoint")]
@@ -28,7 +32,20 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("{message}")]
+    ConflictWith {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    #[error("{message}")]
     Validation { message: String, details: Value },
+    #[error("{0}")]
+    Gone(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -58,11 +75,17 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Csrf => (StatusCode::FORBIDDEN, "csrf_refused"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::Conflict { code, .. } | Self::ConflictWith { code, .. } => {
+                (StatusCode::CONFLICT, code)
+            }
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::Gone(_) => (StatusCode::GONE, "expired"),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -92,6 +115,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let request_id = request_id::current();
+        let retry_after = match &self {
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         let (message, details) = match self {
             Self::Internal(detail) => {
                 tracing::error!(request_id = %request_id, error = %detail, "request failed");
@@ -100,13 +129,46 @@ impl IntoResponse for ApiError {
                     Value::Null,
                 )
             }
-            Self::Validation { message, details } => (message, details),
+            Self::Validation { message, details }
+            | Self::ConflictWith {
+                message, details, ..
+            } => (message, details),
             other => (other.to_string(), Value::Null),
         };
         let body = json!({
             "error": { "code": code, "message": message, "details": details },
             "meta": { "requestId": request_id },
         });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
+}
+
+/// The error envelope, as documented.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    pub meta: ErrorMeta,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `validation_failed`, `subdomain_taken`.
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// For validation errors: the field and the rule it broke.
+    #[schema(value_type = Object, nullable)]
+    pub details: Value,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorMeta {
+    pub request_id: String,
 }

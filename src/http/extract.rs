@@ -72,3 +72,44 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
             .map_err(|_| ApiError::tenant_not_found())
     }
 }
+
+/// `?page=&perPage=` on every list.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct Page {
+    /// 1-based page number (default 1).
+    pub page: Option<u32>,
+    /// Items per page, 1-100 (default 20).
+    #[param(rename = "perPage")]
+    pub per_page: Option<u32>,
+}
+
+impl Page {
+    /// (page, per page, offset), or a 422 naming the bad parameter.
+    pub fn resolve(&self) -> Result<(i64, i64, i64), ApiError> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(20);
+        if page == 0 {
+            return Err(ApiError::validation("page", "minimum", "page starts at 1"));
+        }
+        if !(1..=100).contains(&per_page) {
+            return Err(ApiError::validation(
+                "perPage",
+                "range",
+                "perPage must be between 1 and 100",
+            ));
+        }
+        let (page, per_page) = (page as i64, per_page as i64);
+        Ok((page, per_page, (page - 1) * per_page))
+    }
+}
+
+/// A page of results.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PageMeta {
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+}

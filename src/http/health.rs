@@ -1,40 +1,58 @@
 //! Liveness and readiness.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use serde::Serialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::ApiRouter;
 use crate::app::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/health", get(health))
-        .route("/api/ready", get(ready))
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .get("/api/health", health)
+        .get("/api/ready", ready)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HealthView {
+    pub status: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReadyView {
+    pub status: &'static str,
+    pub postgres: &'static str,
+    pub docker: &'static str,
 }
 
 /// The process is up.
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/api/health", operation_id = "platform.health", tag = "platform",
+    responses((status = 200, body = HealthView)))]
+pub async fn health() -> Json<HealthView> {
+    Json(HealthView { status: "ok" })
 }
 
 /// Postgres and Docker both answer.
-async fn ready(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/ready", operation_id = "platform.ready", tag = "platform",
+    responses((status = 200, body = ReadyView), (status = 503, body = ErrorBody)))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<ReadyView>, ApiError> {
     let postgres = sqlx::query_scalar::<_, i32>("SELECT 1")
         .fetch_one(&state.pool)
         .await
         .is_ok();
     let docker = state.runtime.ping().await.is_ok();
     if postgres && docker {
-        Ok(Json(
-            json!({ "status": "ready", "postgres": "ok", "docker": "ok" }),
-        ))
+        Ok(Json(ReadyView {
+            status: "ready",
+            postgres: "ok",
+            docker: "ok",
+        }))
     } else {
         let down: Vec<&str> = [("postgres", postgres), ("docker", docker)]
             .into_iter()
             .filter(|(_, ok)| !ok)
-            .map(|(name, _)| name)
+            .map(|(n, _)| n)
             .collect();
         Err(ApiError::Unavailable(format!(
             "not ready: {} unreachable",

@@ -56,7 +56,7 @@ pub struct TenantDatabases {
 }
 
 /// Objects that look like a tenant's but belong to no live tenant.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DbOrphans {
     pub schemas: Vec<String>,
     pub databases: Vec<String>,

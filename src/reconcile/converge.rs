@@ -283,8 +283,13 @@ impl Reconciler {
         if tenant.status() != TenantStatus::Provisioning {
             store::tenants::set_status(&self.inner.pool, id, TenantStatus::Provisioning).await?;
         }
+        let progress =
+            |step: &'static str| store::tenants::set_progress(&self.inner.pool, id, step);
+        progress("database").await?;
         let role_created = self.inner.dbs.ensure(id).await?;
+        progress("image").await?;
         runtime.ensure_image(&self.image_of(tenant)).await?;
+        progress("container").await?;
         let target = self.db_target().await?;
         let wanted_hash = self
             .spec_for(tenant, &target, None)
@@ -321,6 +326,7 @@ impl Reconciler {
                 info = runtime.inspect(id).await?;
             }
         }
+        progress("health").await?;
         let Some(c) = info else {
             return Err(ConvergeError::Container(
                 "container disappeared right after it was started".into(),

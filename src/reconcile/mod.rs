@@ -61,9 +61,10 @@ struct Inner {
 }
 
 /// What one orphan sweep found.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrphanReport {
+    /// Managed containers without a live tenant, removed by this sweep.
     pub containers_removed: Vec<String>,
     #[serde(flatten)]
     pub database: DbOrphans,

@@ -1,6 +1,9 @@
 //! sqlx queries on the platform schema, one file per table group.
 
+pub mod audit;
 pub mod deployments;
+pub mod sessions;
+pub mod signup;
 pub mod tenants;
 pub mod users;
 

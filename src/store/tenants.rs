@@ -31,6 +31,7 @@ pub struct Tenant {
     pub last_deployed_at: Option<DateTime<Utc>>,
     pub metadata: Value,
     pub resource_limits: Value,
+    pub progress: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -38,7 +39,7 @@ pub struct Tenant {
 const COLUMNS: &str =
     "id, user_id, tenant_identifier, subdomain, status, desired_state, generation,
     observed_generation, current_action, action_started_at, last_error, attempts, next_attempt_at,
-    image, container_id, first_started_at, last_deployed_at, metadata, resource_limits, created_at,
+    image, container_id, first_started_at, last_deployed_at, metadata, resource_limits, progress, created_at,
     updated_at";
 
 impl Tenant {
@@ -132,22 +133,64 @@ pub async fn get_for_update(
     .ok_or(StoreError::NotFound)
 }
 
+/// Which tenants a list shows.
+#[derive(Debug, Default)]
+pub struct ListFilter<'a> {
+    /// Only this owner's (members); None for all (admins).
+    pub owner: Option<Uuid>,
+    pub status: Option<&'a str>,
+    /// Substring of the subdomain.
+    pub search: Option<&'a str>,
+}
+
 pub async fn list(
     pool: &PgPool,
+    filter: &ListFilter<'_>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Tenant>, i64), StoreError> {
+    const WHERE: &str = "($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)
+        AND ($3::text IS NULL OR strpos(subdomain, lower($3)) > 0)";
     let rows = sqlx::query_as::<_, Tenant>(&format!(
-        "SELECT {COLUMNS} FROM tenants ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
+        "SELECT {COLUMNS} FROM tenants WHERE {WHERE} ORDER BY created_at DESC, id LIMIT $4 OFFSET $5"
     ))
+    .bind(filter.owner)
+    .bind(filter.status)
+    .bind(filter.search)
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM tenants WHERE {WHERE}"))
+        .bind(filter.owner)
+        .bind(filter.status)
+        .bind(filter.search)
         .fetch_one(pool)
         .await?;
     Ok((rows, total))
+}
+
+/// Tenants the user owns that are not destroyed (nor being destroyed).
+pub async fn count_live_for(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM tenants WHERE user_id = $1 AND status <> 'destroyed' AND desired_state <> 'destroyed'",
+    )
+    .bind(user_id)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Where the reconciler is in a deployment (for the progress step).
+pub async fn set_progress(pool: &PgPool, id: TenantId, step: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tenants SET progress = $2 WHERE id = $1 AND progress IS DISTINCT FROM $2")
+        .bind(id.0)
+        .bind(step)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Records an owner's intent: new desired state, a generation bump, the action in

@@ -18,6 +18,36 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// Columns of `User`, for queries that join.
+pub const USER_COLUMNS: &str = "u.id, u.email, u.role, u.created_at";
+
+/// A user as an account: profile and password hash.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: String,
+    pub role: String,
+    pub name: Option<String>,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    #[sqlx(default)]
+    pub password_hash: Option<String>,
+}
+
+/// An API key as listed: never the key itself.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 impl User {
     pub fn role(&self) -> Role {
         self.role.parse().unwrap_or(Role::Member)
@@ -44,7 +74,7 @@ pub fn hash_key(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-fn random_token(len: usize) -> String {
+pub fn random_token(len: usize) -> String {
     rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(len)
@@ -100,32 +130,183 @@ pub async fn insert_api_key(
     user_id: Uuid,
     name: &str,
 ) -> Result<NewApiKey, StoreError> {
+    insert_api_key_expiring(tx, user_id, name, None).await
+}
+
+pub async fn insert_api_key_expiring(
+    tx: &mut Transaction<'_, Postgres>,
+    user_id: Uuid,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<NewApiKey, StoreError> {
     let prefix = format!("fpk_{}", random_token(8));
     let secret = format!("{prefix}_{}", random_token(40));
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO api_keys (id, user_id, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(user_id)
     .bind(name)
     .bind(&prefix)
     .bind(hash_key(&secret))
+    .bind(expires_at)
     .execute(&mut **tx)
     .await?;
     Ok(NewApiKey { id, prefix, secret })
 }
 
-/// The user a live API key belongs to; records its last use.
-pub async fn user_for_api_key(pool: &PgPool, secret: &str) -> Result<Option<User>, StoreError> {
+pub async fn list_api_keys(pool: &PgPool, user_id: Uuid) -> Result<Vec<ApiKeyInfo>, StoreError> {
+    Ok(sqlx::query_as::<_, ApiKeyInfo>(
+        "SELECT id, name, prefix, created_at, last_used_at, last_used_ip, expires_at, revoked_at
+           FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Revokes one of the user's keys; false when the user has no such live key.
+pub async fn revoke_api_key(
+    pool: &PgPool,
+    user_id: Uuid,
+    key_id: Uuid,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(key_id)
+    .bind(user_id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+const ACCOUNT_COLUMNS: &str = "id, email, role, name, email_verified_at, created_at, password_hash";
+
+pub async fn account(pool: &PgPool, id: Uuid) -> Result<Account, StoreError> {
+    sqlx::query_as::<_, Account>(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)
+}
+
+pub async fn account_by_email(pool: &PgPool, email: &str) -> Result<Option<Account>, StoreError> {
+    Ok(sqlx::query_as::<_, Account>(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM users WHERE lower(email) = lower($1)"
+    ))
+    .bind(email)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Creates a member with a password, in the caller's transaction (the wizard's deploy).
+pub async fn insert_member(
+    tx: &mut Transaction<'_, Postgres>,
+    email: &str,
+    name: Option<&str>,
+    password_hash: &str,
+) -> Result<Uuid, StoreError> {
+    let id = Uuid::new_v4();
+    sqlx::query("INSERT INTO users (id, email, role, name, password_hash) VALUES ($1, $2, 'member', $3, $4)")
+        .bind(id)
+        .bind(email)
+        .bind(name)
+        .bind(password_hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::from_sqlx)?;
+    Ok(id)
+}
+
+pub async fn set_password(pool: &PgPool, id: Uuid, password_hash: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn update_profile(
+    pool: &PgPool,
+    id: Uuid,
+    name: Option<&str>,
+    email: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE users SET name = COALESCE($2, name),
+                email = COALESCE($3, email),
+                email_verified_at = CASE WHEN $3 IS NOT NULL AND lower($3) <> lower(email) THEN NULL
+                                         ELSE email_verified_at END,
+                updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(email)
+    .execute(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(())
+}
+
+pub async fn mark_email_verified(pool: &PgPool, id: Uuid, email: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE users SET email_verified_at = now(), updated_at = now() WHERE id = $1 AND lower(email) = lower($2)",
+    )
+    .bind(id)
+    .bind(email)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_role(pool: &PgPool, id: Uuid, role: Role) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE users SET role = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(role.as_str())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn list_accounts(
+    pool: &PgPool,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Account>, i64), StoreError> {
+    let rows = sqlx::query_as::<_, Account>(&format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2"
+    ))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
+/// The user a live API key belongs to; records when and from where it was used.
+pub async fn user_for_api_key(
+    pool: &PgPool,
+    secret: &str,
+    ip: Option<&str>,
+) -> Result<Option<User>, StoreError> {
     let user = sqlx::query_as::<_, User>(
-        "UPDATE api_keys k SET last_used_at = now()
+        "UPDATE api_keys k SET last_used_at = now(), last_used_ip = $2
            FROM users u
           WHERE k.key_hash = $1 AND k.user_id = u.id AND k.revoked_at IS NULL
             AND (k.expires_at IS NULL OR k.expires_at > now())
           RETURNING u.id, u.email, u.role, u.created_at",
     )
     .bind(hash_key(secret))
+    .bind(ip)
     .fetch_optional(pool)
     .await?;
     Ok(user)

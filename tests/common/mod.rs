@@ -168,6 +168,17 @@ impl Platform {
             ("RECONCILE_BACKOFF_MS".into(), "200".into()),
             ("RECONCILE_MAX_ATTEMPTS".into(), "3".into()),
             ("TENANT_STOP_TIMEOUT_SECS".into(), "5".into()),
+            // Tests poll; only the rate-limit tests want the real limits.
+            ("RATE_LIMIT_GENERAL".into(), "100000".into()),
+            ("RATE_LIMIT_ACTIONS".into(), "10000".into()),
+            (
+                "MAIL_DIR".into(),
+                std::env::temp_dir()
+                    .join(format!("{}-mail", self.instance))
+                    .display()
+                    .to_string(),
+            ),
+            ("PLATFORM_URL".into(), self.base.clone()),
         ];
         for (k, v) in &self.opts.extra {
             args.retain(|(name, _)| name != k);
@@ -539,6 +550,18 @@ fn flag_name(env_name: &str) -> &'static str {
         "HEALTH_TIMEOUT_SECS" => "health-timeout-secs",
         "FRESCO_IMAGE" => "fresco-image",
         "TENANT_MEMORY_MB" => "memory-mb",
+        "RATE_LIMIT_GENERAL" => "general",
+        "RATE_LIMIT_GENERAL_WINDOW_SECS" => "general-window-secs",
+        "RATE_LIMIT_LOGIN" => "login",
+        "RATE_LIMIT_LOGIN_WINDOW_SECS" => "login-window-secs",
+        "RATE_LIMIT_ACTIONS" => "actions",
+        "RATE_LIMIT_ACTIONS_WINDOW_SECS" => "actions-window-secs",
+        "MAIL_DIR" => "mail-dir",
+        "SMTP_URL" => "smtp-url",
+        "PLATFORM_URL" => "platform-url",
+        "TENANT_QUOTA" => "tenant-quota",
+        "SIGNUP_SESSION_TTL_MINUTES" => "signup-ttl-minutes",
+        "TERMS_VERSION" => "terms-version",
         other => panic!("no flag mapping for {other}"),
     }
 }

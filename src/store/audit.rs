@@ -1,0 +1,92 @@
+//! The audit trail: who did what, on what, from where. Append-only.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// Where a request came from.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+pub struct Entry<'a> {
+    pub user_id: Option<Uuid>,
+    pub action: &'a str,
+    pub target_type: Option<&'a str>,
+    pub target_id: Option<String>,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRow {
+    pub id: i64,
+    pub user_id: Option<Uuid>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn record<'e>(
+    db: impl PgExecutor<'e>,
+    origin: &Origin,
+    entry: Entry<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (user_id, action, target_type, target_id, ip, user_agent, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(entry.user_id)
+    .bind(entry.action)
+    .bind(entry.target_type)
+    .bind(entry.target_id)
+    .bind(origin.ip.as_deref())
+    .bind(
+        origin
+            .user_agent
+            .as_deref()
+            .map(|u| u.chars().take(300).collect::<String>()),
+    )
+    .bind(entry.metadata)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Newest first, optionally for one user and/or one action.
+pub async fn list(
+    pool: &PgPool,
+    user_id: Option<Uuid>,
+    action: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<AuditRow>, i64), StoreError> {
+    const FILTER: &str = "($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR action = $2)";
+    let rows = sqlx::query_as::<_, AuditRow>(&format!(
+        "SELECT id, user_id, action, target_type, target_id, ip, user_agent, metadata, created_at
+           FROM audit_log WHERE {FILTER} ORDER BY id DESC LIMIT $3 OFFSET $4"
+    ))
+    .bind(user_id)
+    .bind(action)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar(&format!("SELECT count(*) FROM audit_log WHERE {FILTER}"))
+        .bind(user_id)
+        .bind(action)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
