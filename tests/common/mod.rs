@@ -4,6 +4,8 @@
 //! Everything a test creates is removed when its `Platform` is cleaned up or dropped.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,6 +63,8 @@ pub struct Options {
     pub log_file: Option<std::path::PathBuf>,
     /// Process mode: extra environment (RUST_LOG, LOG_FORMAT).
     pub process_env: Vec<(&'static str, String)>,
+    /// Send mail to an SMTP listener the test starts (`Platform::smtp`).
+    pub smtp: bool,
 }
 
 impl Default for Options {
@@ -71,6 +75,7 @@ impl Default for Options {
             extra: vec![],
             log_file: None,
             process_env: vec![],
+            smtp: false,
         }
     }
 }
@@ -94,6 +99,7 @@ pub struct Platform {
     pub docker: Docker,
     pub http: reqwest::Client,
     pub opts: Options,
+    pub smtp: Option<std::sync::Arc<smtp::SmtpSink>>,
     port: u16,
     server: Server,
     cleaned: bool,
@@ -137,6 +143,7 @@ impl Platform {
             .await
             .unwrap();
         let port = free_port();
+        let sink = if opts.smtp { Some(std::sync::Arc::new(smtp::SmtpSink::start().await)) } else { None };
         let mut platform = Self {
             base: format!("http://127.0.0.1:{port}"),
             key: key.secret,
@@ -150,6 +157,7 @@ impl Platform {
                 .build()
                 .unwrap(),
             opts,
+            smtp: sink,
             port,
             server: Server::Stopped,
             cleaned: false,
@@ -180,6 +188,9 @@ impl Platform {
             ),
             ("PLATFORM_URL".into(), self.base.clone()),
         ];
+        if let Some(sink) = &self.smtp {
+            args.push(("SMTP_URL".into(), sink.url()));
+        }
         for (k, v) in &self.opts.extra {
             args.retain(|(name, _)| name != k);
             args.push((k.to_string(), v.clone()));
@@ -274,6 +285,42 @@ impl Platform {
             }
             Server::Stopped => {}
         }
+    }
+
+    /// A browser: keeps cookies, and sends this platform's Origin like its own pages do.
+    pub fn browser(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("origin", self.base.parse().unwrap());
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers(headers)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    /// A member with a password and an API key, made directly in the store.
+    pub async fn member(&self, email: &str, password: &str) -> Member {
+        let hash = fresco_platform::domain::password::hash(password).unwrap();
+        let mut tx = self.pool.begin().await.unwrap();
+        let id = fresco_platform::store::users::insert_member(&mut tx, email, None, &hash).await.unwrap();
+        let key = fresco_platform::store::users::insert_api_key(&mut tx, id, "test").await.unwrap();
+        tx.commit().await.unwrap();
+        Member { id, key: key.secret, email: email.to_owned() }
+    }
+
+    /// A request with another key (or none).
+    pub async fn request_as(&self, key: Option<&str>, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        (status, resp.json::<Value>().await.unwrap_or(Value::Null))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -512,6 +559,7 @@ impl Drop for Platform {
             docker: self.docker.clone(),
             http: self.http.clone(),
             opts: self.opts.clone(),
+            smtp: None,
             port: self.port,
             server: Server::Stopped,
             cleaned: false,
@@ -611,4 +659,10 @@ pub async fn wait_traefik(subdomain: &str, path: &str, expected: u16, timeout: D
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+pub struct Member {
+    pub id: uuid::Uuid,
+    pub key: String,
+    pub email: String,
 }
