@@ -82,7 +82,9 @@ pub async fn launch(
     let reconciler = tokio::spawn(state.reconciler.clone().run(shutdown.clone()));
     tracing::info!(addr = %listener.local_addr()?, "API listening");
     let token = shutdown.clone();
-    axum::serve(listener, app(state))
+    // Client addresses feed rate limits and the audit trail.
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { token.cancelled().await })
         .await?;
     shutdown.cancel();
