@@ -143,7 +143,11 @@ impl Platform {
             .await
             .unwrap();
         let port = free_port();
-        let sink = if opts.smtp { Some(std::sync::Arc::new(smtp::SmtpSink::start().await)) } else { None };
+        let sink = if opts.smtp {
+            Some(std::sync::Arc::new(smtp::SmtpSink::start().await))
+        } else {
+            None
+        };
         let mut platform = Self {
             base: format!("http://127.0.0.1:{port}"),
             key: key.secret,
@@ -303,14 +307,28 @@ impl Platform {
     pub async fn member(&self, email: &str, password: &str) -> Member {
         let hash = fresco_platform::domain::password::hash(password).unwrap();
         let mut tx = self.pool.begin().await.unwrap();
-        let id = fresco_platform::store::users::insert_member(&mut tx, email, None, &hash).await.unwrap();
-        let key = fresco_platform::store::users::insert_api_key(&mut tx, id, "test").await.unwrap();
+        let id = fresco_platform::store::users::insert_member(&mut tx, email, None, &hash)
+            .await
+            .unwrap();
+        let key = fresco_platform::store::users::insert_api_key(&mut tx, id, "test")
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
-        Member { id, key: key.secret, email: email.to_owned() }
+        Member {
+            id,
+            key: key.secret,
+            email: email.to_owned(),
+        }
     }
 
     /// A request with another key (or none).
-    pub async fn request_as(&self, key: Option<&str>, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn request_as(
+        &self,
+        key: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(k) = key {
             req = req.bearer_auth(k);
