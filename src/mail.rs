@@ -41,8 +41,13 @@ pub struct MailConfig {
         default_value = "Fresco Platform <no-reply@fresco.localhost>"
     )]
     pub mail_from: String,
-    /// Folder that receives each mail as an .eml file when SMTP_URL is unset.
-    #[arg(long, env = "MAIL_DIR", default_value = "mail-outbox")]
+    /// Folder that receives each mail as an .eml file when SMTP_URL is unset
+    /// (development; scripts/dev uses .local/mail).
+    #[arg(
+        long,
+        env = "MAIL_DIR",
+        default_value = "/var/tmp/fresco-platform-mail"
+    )]
     pub mail_dir: PathBuf,
 }
 

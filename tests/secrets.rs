@@ -108,7 +108,8 @@ async fn passwords_and_keys_never_reach_logs_or_responses() {
 /// keys and emailed tokens, through signup, login, key creation and a reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_secrets_never_reach_the_log() {
-    let log = std::env::temp_dir().join(format!("fresco-platform-account-secrets-{}.log", random(8)));
+    let log =
+        std::env::temp_dir().join(format!("fresco-platform-account-secrets-{}.log", random(8)));
     let p = Platform::start(Options {
         process: true,
         smtp: true,
@@ -125,8 +126,14 @@ async fn account_secrets_never_reach_the_log() {
         let browser = browser.clone();
         async move { browser.post(url).json(&body).send().await.unwrap() }
     };
-    let session: serde_json::Value =
-        post(p.url("/api/v1/wizard/sessions"), serde_json::json!({ "email": email })).await.json().await.unwrap();
+    let session: serde_json::Value = post(
+        p.url("/api/v1/wizard/sessions"),
+        serde_json::json!({ "email": email }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let sid = session["sessionId"].as_str().unwrap().to_owned();
     let steps = [
         serde_json::json!({ "step": 1, "data": { "password": password } }),
@@ -138,29 +145,70 @@ async fn account_secrets_never_reach_the_log() {
         let r = post(p.url(&format!("/api/v1/wizard/sessions/{sid}/steps")), step).await;
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let deployed = post(p.url(&format!("/api/v1/wizard/sessions/{sid}/deploy")), serde_json::json!({})).await;
+    let deployed = post(
+        p.url(&format!("/api/v1/wizard/sessions/{sid}/deploy")),
+        serde_json::json!({}),
+    )
+    .await;
     assert_eq!(deployed.status(), StatusCode::ACCEPTED);
     let cookie_value = |r: &reqwest::Response| {
-        r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().trim_start_matches("fp_session=").to_owned()
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("fp_session=")
+            .to_owned()
     };
     let first_session = cookie_value(&deployed);
-    let wrong = post(p.url("/api/v1/auth/login"), serde_json::json!({ "email": email, "password": format!("{password}x") })).await;
+    let wrong = post(
+        p.url("/api/v1/auth/login"),
+        serde_json::json!({ "email": email, "password": format!("{password}x") }),
+    )
+    .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let login = post(p.url("/api/v1/auth/login"), serde_json::json!({ "email": email, "password": password })).await;
+    let login = post(
+        p.url("/api/v1/auth/login"),
+        serde_json::json!({ "email": email, "password": password }),
+    )
+    .await;
     assert_eq!(login.status(), StatusCode::OK);
     let second_session = cookie_value(&login);
-    let key: serde_json::Value =
-        post(p.url("/api/v1/api-keys"), serde_json::json!({ "name": "leak-check" })).await.json().await.unwrap();
+    let key: serde_json::Value = post(
+        p.url("/api/v1/api-keys"),
+        serde_json::json!({ "name": "leak-check" }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let key = key["key"].as_str().unwrap().to_owned();
-    assert_eq!(post(p.url("/api/v1/auth/password-reset"), serde_json::json!({ "email": email })).await.status(), StatusCode::ACCEPTED);
-    let mail = p.smtp.as_ref().unwrap().wait_for(&email, Duration::from_secs(10)).await;
+    assert_eq!(
+        post(
+            p.url("/api/v1/auth/password-reset"),
+            serde_json::json!({ "email": email })
+        )
+        .await
+        .status(),
+        StatusCode::ACCEPTED
+    );
+    let mail = p
+        .smtp
+        .as_ref()
+        .unwrap()
+        .wait_for(&email, Duration::from_secs(10))
+        .await;
     let reset_token = mail.find_token("Token: ").unwrap();
 
     let admin_key = p.key.clone();
     p.cleanup().await;
     let text = std::fs::read_to_string(&log).expect("log written");
     let _ = std::fs::remove_file(&log);
-    assert!(text.contains("auth.login") || text.contains("/api/v1/auth/login"), "the log should show the logins");
+    assert!(
+        text.contains("auth.login") || text.contains("/api/v1/auth/login"),
+        "the log should show the logins"
+    );
     for (name, secret) in [
         ("the wizard password", password.as_str()),
         ("the first session token", first_session.as_str()),
@@ -172,8 +220,15 @@ async fn account_secrets_never_reach_the_log() {
         let leaks: Vec<String> = text
             .lines()
             .filter(|l| l.contains(secret))
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).map(|v| v["target"].to_string()).unwrap_or_default())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .map(|v| v["target"].to_string())
+                    .unwrap_or_default()
+            })
             .collect();
-        assert!(leaks.is_empty(), "{name} found in the log, written by {leaks:?}");
+        assert!(
+            leaks.is_empty(),
+            "{name} found in the log, written by {leaks:?}"
+        );
     }
 }

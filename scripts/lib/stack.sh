@@ -375,6 +375,7 @@ HEALTHCHECK_INTERVAL_SECS=1
 BASE_DOMAIN=fresco.localhost
 TENANT_URL_SCHEME=http
 TENANT_URL_PORT=$HTTP_PORT
+MAIL_DIR=$STACK_LOCAL/mail
 EOF
   } >"$tmp"
   mv "$tmp" "$env"
@@ -392,6 +393,7 @@ _stack_summary() {
   Docker     network $TENANTS_NETWORK (gateway ${gw:-?}), image $FRESCO_IMAGE
   Traefik    http://127.0.0.1:$TRAEFIK_HTTP_PORT (entrypoint web), ping/dashboard http://127.0.0.1:$TRAEFIK_PING_PORT
              tenants at http://<sub>.$BASE_DOMAIN:$TRAEFIK_HTTP_PORT, log .local/traefik.log
+  Mail       without SMTP_URL, mail is written to .local/mail/*.eml
 EOF
 }
 
