@@ -31,7 +31,7 @@ async fn repeated_bad_logins_hit_429_and_the_right_password_works_after_the_wind
     let p = Platform::start(Options {
         extra: vec![
             ("RATE_LIMIT_LOGIN", "5".into()),
-            ("RATE_LIMIT_LOGIN_WINDOW_SECS", "3".into()),
+            ("RATE_LIMIT_LOGIN_WINDOW_SECS", "8".into()),
         ],
         ..Default::default()
     })
@@ -51,7 +51,7 @@ async fn repeated_bad_logins_hit_429_and_the_right_password_works_after_the_wind
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=3).contains(&retry), "Retry-After {retry}");
+    assert!((1..=8).contains(&retry), "Retry-After {retry}");
     // Even the right password waits for the window.
     assert_eq!(
         login(&p, &client, &m.email, PASSWORD).await.status(),
