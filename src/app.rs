@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ServeConfig;
 use crate::http::rate_limit::Limiters;
 use crate::mail::Mailer;
+use crate::telemetry::Telemetry;
 use crate::provision::docker::DockerRuntime;
 use crate::provision::TenantRuntime;
 use crate::reconcile::Reconciler;
@@ -25,6 +26,7 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     pub mailer: Mailer,
     pub limits: Arc<Limiters>,
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Connects to Postgres (applying migrations) and Docker, and builds the state.
@@ -49,12 +51,14 @@ pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
         .database_url
         .parse()
         .context("parsing DATABASE_URL")?;
+    let telemetry = Arc::new(Telemetry::new());
     let reconciler = Reconciler::new(
         pool.clone(),
         runtime.clone(),
         config.tenants.clone(),
         config.reconcile.clone(),
         options.get_port(),
+        telemetry.clone(),
     );
     let mailer = Mailer::new(&config.mail).context("setting up mail")?;
     let limits = Arc::new(Limiters::new(&config.limits));
@@ -65,6 +69,7 @@ pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         mailer,
         limits,
+        telemetry,
     })
 }
 

@@ -12,3 +12,4 @@ pub mod mail;
 pub mod provision;
 pub mod reconcile;
 pub mod store;
+pub mod telemetry;

@@ -11,6 +11,7 @@ pub mod client;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod logs;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
@@ -80,6 +81,7 @@ fn api() -> ApiRouter {
         .merge(api_keys::router())
         .merge(wizard::router())
         .merge(tenants::router())
+        .merge(logs::router())
         .merge(admin::router())
 }
 

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, admin, api_keys, health, tenants, wizard, ApiRouter};
+use super::{account, admin, api_keys, health, logs, tenants, wizard, ApiRouter};
 
 struct Security;
 
@@ -42,6 +42,7 @@ impl Modify for Security {
         wizard::check_subdomain, wizard::create_session, wizard::get_session, wizard::update_session, wizard::deploy,
         tenants::create, tenants::list, tenants::show, tenants::destroy, tenants::start, tenants::stop,
         tenants::restart, tenants::retry, tenants::deployments_list, tenants::deployment_status,
+        logs::logs,
         admin::orphans, admin::list_users, admin::change_role, admin::audit_log,
     ),
     components(schemas(super::error::ErrorBody, super::extract::PageMeta))

@@ -388,7 +388,7 @@ pub async fn list(
     }))
 }
 
-async fn load_visible(
+pub async fn load_visible(
     state: &AppState,
     caller: &Caller,
     path: &TenantPath,

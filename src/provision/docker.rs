@@ -14,6 +14,8 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder, StartContainerOptions,
     StopContainerOptionsBuilder,
 };
+use bollard::container::LogOutput;
+use bollard::query_parameters::{LogsOptions, StatsOptions};
 use bollard::Docker;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
@@ -21,8 +23,8 @@ use futures::StreamExt;
 
 use super::labels;
 use super::runtime::{
-    ContainerInfo, ContainerSpec, Health, ManagedContainer, RunState, RuntimeError, RuntimeEvent,
-    TenantRuntime,
+    ContainerInfo, ContainerSpec, Health, LogLine, LogRequest, LogStream, ManagedContainer, RunState,
+    RuntimeError, RuntimeEvent, StatsSample, TenantRuntime,
 };
 use crate::domain::TenantId;
 
@@ -331,6 +333,89 @@ impl TenantRuntime for DockerRuntime {
                     .and_then(|l| l.get(labels::TENANT_ID).and_then(|t| t.parse().ok())),
             })
             .collect())
+    }
+
+    fn logs(
+        &self,
+        tenant: TenantId,
+        request: LogRequest,
+    ) -> BoxStream<'static, Result<LogLine, RuntimeError>> {
+        // Docker's since/until are whole seconds; finer bounds are the caller's to apply.
+        let options = LogsOptions {
+            follow: request.follow,
+            stdout: request.stdout,
+            stderr: request.stderr,
+            since: request.since.map(|t| t.timestamp() as i32).unwrap_or(0),
+            until: request.until.map(|t| t.timestamp() as i32 + 1).unwrap_or(0),
+            timestamps: true,
+            tail: request.tail.map(|n| n.to_string()).unwrap_or_else(|| "all".to_owned()),
+        };
+        self.docker
+            .logs(&tenant.container_name(), Some(options))
+            .filter_map(|frame| async move {
+                let (stream, bytes) = match frame {
+                    Ok(LogOutput::StdOut { message }) => (LogStream::Stdout, message),
+                    Ok(LogOutput::StdErr { message }) => (LogStream::Stderr, message),
+                    Ok(_) => return None,
+                    Err(e) if is_status(&e, 404) => return None,
+                    Err(e) => return Some(Err(RuntimeError::docker("logs", e))),
+                };
+                let raw = String::from_utf8_lossy(&bytes);
+                let raw = raw.strip_suffix('\n').unwrap_or(&raw);
+                let (stamp, text) = raw.split_once(' ').unwrap_or((raw, ""));
+                let timestamp = DateTime::parse_from_rfc3339(stamp).ok()?.with_timezone(&Utc);
+                Some(Ok(LogLine { timestamp, stream, text: text.strip_suffix('\r').unwrap_or(text).to_owned() }))
+            })
+            .boxed()
+    }
+
+    async fn stats(&self, tenant: TenantId) -> Result<Option<StatsSample>, RuntimeError> {
+        let options = StatsOptions { stream: false, one_shot: true };
+        let mut stream = self.docker.stats(&tenant.container_name(), Some(options));
+        let s = match stream.next().await {
+            None => return Ok(None),
+            Some(Err(e)) if is_status(&e, 404) || is_status(&e, 409) => return Ok(None),
+            Some(Err(e)) => return Err(RuntimeError::docker("stats", e)),
+            Some(Ok(s)) => s,
+        };
+        let cpu = s.cpu_stats.unwrap_or_default();
+        let memory = s.memory_stats.unwrap_or_default();
+        // As `docker stats`: page cache is not the container's own use.
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|m| m.get("total_inactive_file").or(m.get("inactive_file")).or(m.get("cache")).copied())
+            .unwrap_or(0);
+        let (rx, tx) = s.networks.unwrap_or_default().values().fold((0, 0), |(rx, tx), n| {
+            (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
+        });
+        let (read, write) = s
+            .blkio_stats
+            .and_then(|b| b.io_service_bytes_recursive)
+            .unwrap_or_default()
+            .iter()
+            .fold((0, 0), |(r, w), e| match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                Some("read") => (r + e.value.unwrap_or(0), w),
+                Some("write") => (r, w + e.value.unwrap_or(0)),
+                _ => (r, w),
+            });
+        if memory.limit.is_none() && cpu.cpu_usage.is_none() {
+            // A stopped container answers with an empty sample.
+            return Ok(None);
+        }
+        Ok(Some(StatsSample {
+            at: Utc::now(),
+            cpu_total_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+            system_cpu_ns: cpu.system_cpu_usage.unwrap_or(0),
+            online_cpus: cpu.online_cpus.unwrap_or(1),
+            memory_bytes: memory.usage.unwrap_or(0).saturating_sub(cache),
+            memory_limit_bytes: memory.limit.unwrap_or(0),
+            network_rx_bytes: rx,
+            network_tx_bytes: tx,
+            block_read_bytes: read,
+            block_write_bytes: write,
+            pids: s.pids_stats.and_then(|p| p.current).unwrap_or(0),
+        }))
     }
 
     fn events(&self) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>> {

@@ -103,6 +103,49 @@ pub struct ManagedContainer {
     pub tenant: Option<TenantId>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line a container wrote, as it wrote it.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub timestamp: DateTime<Utc>,
+    pub stream: LogStream,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogRequest {
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Only the last N lines.
+    pub tail: Option<u64>,
+}
+
+/// Raw resource counters of a container at one moment (cumulative where Docker
+/// counts cumulatively: CPU time, network and block bytes).
+#[derive(Debug, Clone, Default)]
+pub struct StatsSample {
+    pub at: DateTime<Utc>,
+    pub cpu_total_ns: u64,
+    pub system_cpu_ns: u64,
+    pub online_cpus: u32,
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+    pub network_rx_bytes: u64,
+    pub network_tx_bytes: u64,
+    pub block_read_bytes: u64,
+    pub block_write_bytes: u64,
+    pub pids: u64,
+}
+
 /// Something happened to a managed container.
 #[derive(Debug, Clone)]
 pub struct RuntimeEvent {
@@ -129,6 +172,11 @@ pub trait TenantRuntime: Send + Sync + 'static {
     async fn remove_by_id(&self, id: &str) -> Result<(), RuntimeError>;
     /// Managed containers of this platform instance, running or not.
     async fn list_managed(&self) -> Result<Vec<ManagedContainer>, RuntimeError>;
+    /// The container's output. Following ends when the container stops (or the
+    /// engine connection breaks); dropping the stream closes the engine request.
+    fn logs(&self, tenant: TenantId, request: LogRequest) -> BoxStream<'static, Result<LogLine, RuntimeError>>;
+    /// Current resource counters; None when the container is not running.
+    async fn stats(&self, tenant: TenantId) -> Result<Option<StatsSample>, RuntimeError>;
     /// Lifecycle events of this instance's managed containers; ends when the
     /// engine connection breaks.
     fn events(&self) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>>;

@@ -131,6 +131,7 @@ impl Reconciler {
                     metadata,
                 };
                 store::tenants::complete(pool, &tenant, done).await?;
+                self.observe(&tenant, "success");
                 info!(%status, "tenant converged");
             }
             Ok(Outcome::Waiting) => {
@@ -139,6 +140,11 @@ impl Reconciler {
                 store::tenants::recheck_at(pool, id, at).await?;
             }
             Err(e) => {
+                match &e {
+                    ConvergeError::Runtime(_) => self.inner.telemetry.docker_errors.inc(),
+                    ConvergeError::Database(_) | ConvergeError::Store(_) => self.inner.telemetry.postgres_errors.inc(),
+                    ConvergeError::Container(_) => {}
+                }
                 let message = e.to_string();
                 let retry_in = self.inner.cfg.backoff(tenant.attempts);
                 let retry_at =
@@ -152,13 +158,23 @@ impl Reconciler {
                 )
                 .await?;
                 if final_failure {
+                    self.observe(&tenant, "failed");
                     warn!(error = %message, "tenant failed; giving up until its owner acts");
                 } else {
+                    self.inner.telemetry.reconcile_retries.inc();
                     warn!(error = %message, retry_in_ms = retry_in.as_millis() as u64, "step failed; will retry");
                 }
             }
         }
         Ok(())
+    }
+
+    /// Records how long the tenant's action took, by action and outcome.
+    fn observe(&self, tenant: &Tenant, outcome: &str) {
+        if let (Some(action), Some(started)) = (tenant.action(), tenant.action_started_at) {
+            let seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
+            self.inner.telemetry.provisioning_duration.with_label_values(&[action.as_str(), outcome]).observe(seconds);
+        }
     }
 
     fn image_of(&self, tenant: &Tenant) -> String {

@@ -24,6 +24,7 @@ use crate::domain::TenantId;
 use crate::provision::database::DbOrphans;
 use crate::provision::{RuntimeError, TenantDatabases, TenantRuntime};
 use crate::store::{self, TENANT_CHANNEL};
+use crate::telemetry::Telemetry;
 
 pub use converge::ConvergeError;
 
@@ -58,6 +59,7 @@ struct Inner {
     running: Mutex<Running>,
     tasks: TaskTracker,
     last_orphans: Mutex<Option<String>>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// What one orphan sweep found.
@@ -77,6 +79,7 @@ impl Reconciler {
         tenants: TenantConfig,
         cfg: ReconcileConfig,
         db_port: u16,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         let dbs = TenantDatabases::new(pool.clone(), &tenants);
         let limit = Semaphore::new(cfg.concurrency.max(1));
@@ -92,6 +95,7 @@ impl Reconciler {
                 running: Mutex::new(Running::default()),
                 tasks: TaskTracker::new(),
                 last_orphans: Mutex::new(None),
+                telemetry,
             }),
         }
     }
@@ -124,7 +128,10 @@ impl Reconciler {
                 _ = shutdown.cancelled() => break,
                 _ = resync.tick() => self.resync().await,
                 _ = due.tick() => match store::tenants::due(&self.inner.pool).await {
-                    Ok(ids) => ids.into_iter().for_each(|id| self.dispatch(id)),
+                    Ok(ids) => {
+                        self.inner.telemetry.reconcile_due.set(ids.len() as i64);
+                        ids.into_iter().for_each(|id| self.dispatch(id))
+                    }
                     Err(e) => warn!(error = %e, "could not look up tenants due for work"),
                 },
                 Some(wake) = rx.recv() => match wake {
@@ -211,6 +218,7 @@ impl Reconciler {
                 return;
             }
             running.passes.insert(id, false);
+            self.inner.telemetry.reconcile_in_flight.inc();
         }
         let this = self.clone();
         let span = tracing::info_span!("reconcile", tenant_id = %id);
@@ -226,6 +234,7 @@ impl Reconciler {
                         Some(again) if *again => *again = false,
                         _ => {
                             running.passes.remove(&id);
+                            this.inner.telemetry.reconcile_in_flight.dec();
                             break;
                         }
                     }

@@ -13,7 +13,19 @@
 //!   from start; it stands for Fresco's start-up migrations) and only then opens `PORT`
 //!   (default 3000) on `HOSTNAME` (default 0.0.0.0).
 //! * Routes: `GET /signin` 200, `GET /setup` 200, `GET /api/health` 200 when `SELECT 1` works
-//!   (else 503), `GET /` 307 to /signin, anything else 404.
+//!   (else 503), `GET /` 307 to /signin, anything else 404. Each of these requests prints
+//!   one line `METHOD /path STATUS` on stdout.
+//! * Stand-in-only routes (never in real Fresco), for log-streaming tests and benchmarks; they
+//!   print no request line of their own, so tests can count exact lines:
+//!   - `GET /stand-in/echo?stream=stdout|stderr&text=T&n=N` writes `T` (form-decoded) as `N`
+//!     lines (default 1, at most 10000; with N > 1 each line is `T i`, i = 1..=N) to the
+//!     stream (stdout when `stream` is absent), flushes, and answers 200 `{"written":N}`.
+//!   - `GET /stand-in/burst?n=N&stream=stdout|stderr` answers 202 at once; a background
+//!     thread then writes `burst line i` for i = 1..=N (N at most 5000000) as fast as it can,
+//!     then `burst done N`. One burst at a time: 409 while one runs.
+//!
+//!   A bad parameter (an empty or unknown `stream`, a bad `n`, a missing `text`, a `text`
+//!   holding CR or LF) gives 400, a method other than GET 405.
 //! * SIGTERM / SIGINT: exits 0 at once (it is PID 1 in its container, where the default
 //!   disposition of those signals is "ignore", so they are handled explicitly).
 //! * `fresco-stand-in healthcheck`: `GET /api/health` on 127.0.0.1:$PORT, exit 0 on a 200,
@@ -27,10 +39,10 @@
 
 use std::env;
 use std::fmt;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -684,6 +696,8 @@ fn serve() -> i32 {
 struct Request {
     method: String,
     path: String,
+    /// The raw query string (after `?`, before `#`), without the `?`.
+    query: String,
 }
 
 fn read_request(stream: &TcpStream) -> Result<Option<Request>, String> {
@@ -716,11 +730,21 @@ fn read_request(stream: &TcpStream) -> Result<Option<Request>, String> {
             return Err("request head too large".into());
         }
     }
-    let path = target.split(['?', '#']).next().unwrap_or("/").to_string();
+    let (path, query) = split_target(target);
     Ok(Some(Request {
         method: method.to_string(),
         path,
+        query,
     }))
+}
+
+/// Splits a request target into its path and its raw query (the fragment is dropped).
+fn split_target(target: &str) -> (String, String) {
+    let without_fragment = target.split('#').next().unwrap_or("");
+    match without_fragment.split_once('?') {
+        Some((path, query)) => (path.to_string(), query.to_string()),
+        None => (without_fragment.to_string(), String::new()),
+    }
 }
 
 fn handle_connection(mut stream: TcpStream, db: &Db) {
@@ -735,6 +759,15 @@ fn handle_connection(mut stream: TcpStream, db: &Db) {
             return;
         }
     };
+    if req.path.starts_with("/stand-in/") {
+        // Stand-in-only routes: no request log line (tests count their exact output).
+        let (status, body, extra) = stand_in_route(&req);
+        if let Err(e) = write_response(&mut stream, status, "application/json", &body, &extra, true)
+        {
+            let _ = writeln!(io::stderr(), "stand-in: write failed: {e}");
+        }
+        return;
+    }
     let head_only = req.method == "HEAD";
     let known = matches!(
         req.path.as_str(),
@@ -814,10 +847,13 @@ fn page(title: &str, text: &str) -> String {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        202 => "Accepted",
         307 => "Temporary Redirect",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "",
     }
@@ -847,6 +883,313 @@ fn write_response(
     }
     stream.write_all(&out)?;
     stream.flush()
+}
+
+// ---------------------------------------------------------------------------------------
+// Stand-in-only routes: /stand-in/echo and /stand-in/burst (log-streaming tests, benchmarks)
+// ---------------------------------------------------------------------------------------
+
+const ECHO_MAX_LINES: u64 = 10_000;
+const BURST_MAX_LINES: u64 = 5_000_000;
+/// Output is written in chunks of whole lines of about this size. The stream is locked per
+/// chunk, not for a whole burst, so request log lines (and with them the HTTP answers, the
+/// Docker health check included) are never held up for longer than one chunk write; they can
+/// only land between two whole lines.
+const OUTPUT_CHUNK: usize = 64 * 1024;
+
+/// Set while a burst runs (one at a time).
+static BURST_RUNNING: AtomicBool = AtomicBool::new(false);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutStream {
+    fn name(self) -> &'static str {
+        match self {
+            OutStream::Stdout => "stdout",
+            OutStream::Stderr => "stderr",
+        }
+    }
+
+    /// Runs `f` with the stream locked (no other thread's output can come in between), then
+    /// flushes.
+    fn with_locked<T>(self, f: impl FnOnce(&mut dyn Write) -> io::Result<T>) -> io::Result<T> {
+        match self {
+            OutStream::Stdout => {
+                let mut lock = io::stdout().lock();
+                let out = f(&mut lock)?;
+                lock.flush()?;
+                Ok(out)
+            }
+            OutStream::Stderr => {
+                let mut lock = io::stderr().lock();
+                let out = f(&mut lock)?;
+                lock.flush()?;
+                Ok(out)
+            }
+        }
+    }
+
+    fn write_locked(self, bytes: &[u8]) -> io::Result<()> {
+        self.with_locked(|w| w.write_all(bytes))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct EchoParams {
+    stream: OutStream,
+    text: String,
+    n: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BurstParams {
+    stream: OutStream,
+    n: u64,
+}
+
+/// Decodes an `application/x-www-form-urlencoded` component: `+` is a space, then `%XX`.
+fn form_decode(s: &str) -> String {
+    percent_decode(&s.replace('+', " "))
+}
+
+/// Splits a raw query into decoded `(key, value)` pairs, in order; `k` alone gives `(k, "")`.
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
+
+/// The value of `key` (the last one when repeated).
+fn query_param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `stream`: absent means stdout; present, it must be `stdout` or `stderr`.
+fn stream_param(pairs: &[(String, String)]) -> Result<OutStream, String> {
+    match query_param(pairs, "stream") {
+        None | Some("stdout") => Ok(OutStream::Stdout),
+        Some("stderr") => Ok(OutStream::Stderr),
+        Some(other) => Err(format!("stream must be stdout or stderr, got {other:?}")),
+    }
+}
+
+fn count_param(pairs: &[(String, String)], default: Option<u64>, max: u64) -> Result<u64, String> {
+    let raw = match (query_param(pairs, "n"), default) {
+        (Some(v), _) => v,
+        (None, Some(d)) => return Ok(d),
+        (None, None) => return Err("n is required".into()),
+    };
+    match raw.parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "n must be a whole number from 1 to {max}, got {raw:?}"
+        )),
+    }
+}
+
+fn parse_echo(query: &str) -> Result<EchoParams, String> {
+    let pairs = parse_query(query);
+    let stream = stream_param(&pairs)?;
+    let n = count_param(&pairs, Some(1), ECHO_MAX_LINES)?;
+    let text = query_param(&pairs, "text").ok_or("text is required")?;
+    if text.contains(['\n', '\r']) {
+        return Err("text must not contain CR or LF (each line is exactly the text)".into());
+    }
+    Ok(EchoParams {
+        stream,
+        text: text.to_string(),
+        n,
+    })
+}
+
+fn parse_burst(query: &str) -> Result<BurstParams, String> {
+    let pairs = parse_query(query);
+    let stream = stream_param(&pairs)?;
+    let n = count_param(&pairs, None, BURST_MAX_LINES)?;
+    Ok(BurstParams { stream, n })
+}
+
+/// Collects whole lines and hands them to `sink` in chunks of about `OUTPUT_CHUNK` bytes.
+struct LineChunks<F: FnMut(&[u8]) -> io::Result<()>> {
+    buf: Vec<u8>,
+    sink: F,
+}
+
+impl<F: FnMut(&[u8]) -> io::Result<()>> LineChunks<F> {
+    fn new(sink: F) -> Self {
+        LineChunks {
+            buf: Vec::with_capacity(OUTPUT_CHUNK + 256),
+            sink,
+        }
+    }
+
+    /// Appends one line (`fill` writes it without its newline).
+    fn line(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> io::Result<()> {
+        fill(&mut self.buf);
+        self.buf.push(b'\n');
+        if self.buf.len() >= OUTPUT_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            (self.sink)(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Appends the decimal form of `n` (faster than `write!` in a loop of millions).
+fn push_decimal(buf: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&digits[i..]);
+}
+
+/// The echo lines: `text` once, or `text i` for i = 1..=n when n > 1.
+fn echo_lines<F: FnMut(&[u8]) -> io::Result<()>>(text: &str, n: u64, sink: F) -> io::Result<()> {
+    let mut out = LineChunks::new(sink);
+    for i in 1..=n {
+        out.line(|b| {
+            b.extend_from_slice(text.as_bytes());
+            if n > 1 {
+                b.push(b' ');
+                push_decimal(b, i);
+            }
+        })?;
+    }
+    out.flush()
+}
+
+/// The burst lines `burst line i`, i = 1..=n (without the final `burst done n`).
+fn burst_lines<F: FnMut(&[u8]) -> io::Result<()>>(n: u64, sink: F) -> io::Result<()> {
+    let mut out = LineChunks::new(sink);
+    for i in 1..=n {
+        out.line(|b| {
+            b.extend_from_slice(b"burst line ");
+            push_decimal(b, i);
+        })?;
+    }
+    out.flush()
+}
+
+fn json_error(msg: &str) -> String {
+    let mut escaped = String::with_capacity(msg.len());
+    for c in msg.chars() {
+        match c {
+            '"' => escaped.push_str("\\\""),
+            '\\' => escaped.push_str("\\\\"),
+            c if (c as u32) < 0x20 => escaped.push_str(&format!("\\u{:04x}", c as u32)),
+            c => escaped.push(c),
+        }
+    }
+    format!("{{\"error\":\"{escaped}\"}}")
+}
+
+/// Answers a `/stand-in/...` request: (status, JSON body, extra headers).
+fn stand_in_route(req: &Request) -> (u16, String, Vec<(&'static str, &'static str)>) {
+    let route = req.path.as_str();
+    if route != "/stand-in/echo" && route != "/stand-in/burst" {
+        return (404, json_error("not found"), vec![]);
+    }
+    if req.method != "GET" {
+        return (
+            405,
+            json_error("method not allowed"),
+            vec![("Allow", "GET")],
+        );
+    }
+    if route == "/stand-in/echo" {
+        let p = match parse_echo(&req.query) {
+            Ok(p) => p,
+            Err(e) => return (400, json_error(&e), vec![]),
+        };
+        let stream = p.stream;
+        match echo_lines(&p.text, p.n, |chunk| stream.write_locked(chunk)) {
+            Ok(()) => (200, format!("{{\"written\":{}}}", p.n), vec![]),
+            Err(e) => (
+                500,
+                json_error(&format!("cannot write to {}: {e}", stream.name())),
+                vec![],
+            ),
+        }
+    } else {
+        let p = match parse_burst(&req.query) {
+            Ok(p) => p,
+            Err(e) => return (400, json_error(&e), vec![]),
+        };
+        if BURST_RUNNING
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return (409, json_error("a burst is already running"), vec![]);
+        }
+        let spawned = thread::Builder::new()
+            .name("burst".into())
+            .spawn(move || run_burst(p));
+        match spawned {
+            Ok(_) => (
+                202,
+                format!("{{\"started\":{},\"stream\":\"{}\"}}", p.n, p.stream.name()),
+                vec![],
+            ),
+            Err(e) => {
+                BURST_RUNNING.store(false, Ordering::SeqCst);
+                (
+                    503,
+                    json_error(&format!("cannot start the burst thread: {e}")),
+                    vec![],
+                )
+            }
+        }
+    }
+}
+
+fn run_burst(p: BurstParams) {
+    let stream = p.stream;
+    let result = burst_lines(p.n, |chunk| stream.write_locked(chunk)).and_then(|()| {
+        // Clear the flag while holding the stream: a burst started from now on can only
+        // write after this one's final line.
+        stream.with_locked(|w| {
+            BURST_RUNNING.store(false, Ordering::SeqCst);
+            let mut done = b"burst done ".to_vec();
+            push_decimal(&mut done, p.n);
+            done.push(b'\n');
+            w.write_all(&done)
+        })
+    });
+    BURST_RUNNING.store(false, Ordering::SeqCst);
+    if let Err(e) = result {
+        let _ = writeln!(
+            io::stderr(),
+            "stand-in: burst to {} failed: {e}",
+            stream.name()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -962,5 +1305,118 @@ mod tests {
         assert_eq!(percent_decode("%4"), "%4");
         assert!(is_200("HTTP/1.1 200 OK"));
         assert!(!is_200("HTTP/1.1 503 Service Unavailable"));
+    }
+
+    #[test]
+    fn splits_targets_and_decodes_queries() {
+        assert_eq!(
+            split_target("/stand-in/echo?text=a#frag"),
+            ("/stand-in/echo".to_string(), "text=a".to_string())
+        );
+        assert_eq!(
+            split_target("/signin"),
+            ("/signin".to_string(), String::new())
+        );
+        assert_eq!(split_target("/x?"), ("/x".to_string(), String::new()));
+        assert_eq!(form_decode("a+b%2Bc%20d"), "a b+c d");
+        assert_eq!(form_decode("caf%C3%A9"), "café");
+        let q = parse_query("a=1&&b&c=x%3Dy&a=2");
+        assert_eq!(
+            q,
+            vec![
+                ("a".to_string(), "1".to_string()),
+                ("b".to_string(), String::new()),
+                ("c".to_string(), "x=y".to_string()),
+                ("a".to_string(), "2".to_string()),
+            ]
+        );
+        assert_eq!(query_param(&q, "a"), Some("2"));
+        assert_eq!(query_param(&q, "zz"), None);
+    }
+
+    #[test]
+    fn echo_parameters() {
+        assert_eq!(
+            parse_echo("text=hello+world%21").unwrap(),
+            EchoParams {
+                stream: OutStream::Stdout,
+                text: "hello world!".into(),
+                n: 1
+            }
+        );
+        let p = parse_echo("stream=stderr&text=x&n=10000").unwrap();
+        assert_eq!((p.stream, p.n), (OutStream::Stderr, 10000));
+        assert_eq!(parse_echo("stream=stdout&text=").unwrap().text, "");
+        assert!(parse_echo("stream=&text=x").is_err());
+        assert!(parse_echo("stream=STDOUT&text=x").is_err());
+        assert!(parse_echo("stream=both&text=x").is_err());
+        assert!(parse_echo("n=2").is_err());
+        assert!(parse_echo("text=x&n=0").is_err());
+        assert!(parse_echo("text=x&n=10001").is_err());
+        assert!(parse_echo("text=x&n=-1").is_err());
+        assert!(parse_echo("text=x&n=").is_err());
+        assert!(parse_echo("text=a%0Ab").is_err());
+        assert!(parse_echo("text=a%0D").is_err());
+    }
+
+    #[test]
+    fn burst_parameters() {
+        assert_eq!(
+            parse_burst("n=200000&stream=stderr").unwrap(),
+            BurstParams {
+                stream: OutStream::Stderr,
+                n: 200000
+            }
+        );
+        assert_eq!(parse_burst("n=5000000").unwrap().stream, OutStream::Stdout);
+        assert!(parse_burst("").is_err());
+        assert!(parse_burst("n=5000001").is_err());
+        assert!(parse_burst("n=0").is_err());
+        assert!(parse_burst("n=1e3").is_err());
+        assert!(parse_burst("n=5&stream=nope").is_err());
+    }
+
+    fn collect(
+        f: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
+    ) -> (String, usize) {
+        let mut out = Vec::new();
+        let mut chunks = 0;
+        f(&mut |c: &[u8]| {
+            assert!(c.ends_with(b"\n"), "chunks hold whole lines");
+            chunks += 1;
+            out.extend_from_slice(c);
+            Ok(())
+        })
+        .unwrap();
+        (String::from_utf8(out).unwrap(), chunks)
+    }
+
+    #[test]
+    fn echo_and_burst_output() {
+        let (one, _) = collect(|s| echo_lines("hi there", 1, s));
+        assert_eq!(one, "hi there\n");
+        let (three, _) = collect(|s| echo_lines("x", 3, s));
+        assert_eq!(three, "x 1\nx 2\nx 3\n");
+        let (empty, _) = collect(|s| echo_lines("", 1, s));
+        assert_eq!(empty, "\n");
+
+        let (burst, chunks) = collect(|s| burst_lines(100_000, s));
+        assert!(chunks > 1, "a large burst is written in several chunks");
+        let lines: Vec<&str> = burst.lines().collect();
+        assert_eq!(lines.len(), 100_000);
+        assert_eq!(lines[0], "burst line 1");
+        assert_eq!(lines[9], "burst line 10");
+        assert_eq!(lines[99_999], "burst line 100000");
+
+        let mut b = Vec::new();
+        for n in [0u64, 7, 10, 1234567890, u64::MAX] {
+            b.clear();
+            push_decimal(&mut b, n);
+            assert_eq!(String::from_utf8(b.clone()).unwrap(), n.to_string());
+        }
+        assert_eq!(
+            json_error("a \"b\"\n"),
+            "{\"error\":\"a \\\"b\\\"\\u000a\"}"
+        );
     }
 }
