@@ -10,12 +10,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
+use crate::http::events::Activity;
 use crate::http::rate_limit::Limiters;
 use crate::mail::Mailer;
-use crate::telemetry::Telemetry;
+use crate::metrics::Metrics;
 use crate::provision::docker::DockerRuntime;
 use crate::provision::TenantRuntime;
 use crate::reconcile::Reconciler;
+use crate::telemetry::Telemetry;
 use crate::{http, store};
 
 #[derive(Clone)]
@@ -27,6 +29,8 @@ pub struct AppState {
     pub mailer: Mailer,
     pub limits: Arc<Limiters>,
     pub telemetry: Arc<Telemetry>,
+    pub metrics: Metrics,
+    pub activity: Activity,
 }
 
 /// Connects to Postgres (applying migrations) and Docker, and builds the state.
@@ -61,6 +65,13 @@ pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
         telemetry.clone(),
     );
     let mailer = Mailer::new(&config.mail).context("setting up mail")?;
+    let metrics = Metrics::new(
+        pool.clone(),
+        runtime.clone(),
+        config.tenants.clone(),
+        config.observe.clone(),
+        telemetry.clone(),
+    );
     let limits = Arc::new(Limiters::new(&config.limits));
     Ok(AppState {
         pool,
@@ -69,6 +80,8 @@ pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         mailer,
         limits,
+        metrics,
+        activity: Activity::new(),
         telemetry,
     })
 }
@@ -85,6 +98,13 @@ pub async fn launch(
 ) -> anyhow::Result<()> {
     let state = prepare(config).await?;
     let reconciler = tokio::spawn(state.reconciler.clone().run(shutdown.clone()));
+    tokio::spawn(state.metrics.clone().run(shutdown.clone()));
+    tokio::spawn(
+        state
+            .activity
+            .clone()
+            .run(state.pool.clone(), shutdown.clone()),
+    );
     tracing::info!(addr = %listener.local_addr()?, "API listening");
     let token = shutdown.clone();
     // Client addresses feed rate limits and the audit trail.

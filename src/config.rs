@@ -94,6 +94,46 @@ pub struct ServeConfig {
     pub limits: RateLimitConfig,
     #[command(flatten)]
     pub mail: crate::mail::MailConfig,
+    #[command(flatten)]
+    pub observe: ObserveConfig,
+}
+
+#[derive(Clone, Args)]
+pub struct ObserveConfig {
+    /// Bearer token for `GET /metrics` (Prometheus). Unset: the endpoint is off.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Seconds between resource samples of every active tenant.
+    #[arg(long, env = "METRICS_INTERVAL_SECS", default_value_t = 30)]
+    pub metrics_interval_secs: u64,
+    /// Days of resource samples kept.
+    #[arg(long, env = "METRICS_RETENTION_DAYS", default_value_t = 7)]
+    pub metrics_retention_days: i64,
+    /// Docker stats calls in flight at once during a sampler pass.
+    #[arg(long, env = "METRICS_SAMPLER_CONCURRENCY", default_value_t = 8)]
+    pub sampler_concurrency: usize,
+    /// Seconds between events of a live metrics stream.
+    #[arg(long, env = "METRICS_STREAM_INTERVAL_SECS", default_value_t = 5)]
+    pub stream_interval_secs: u64,
+    /// A tenant above this share (%) of its memory or CPU limit …
+    #[arg(long, env = "ALERT_THRESHOLD_PERCENT", default_value_t = 80.0)]
+    pub alert_threshold_percent: f64,
+    /// … for this many consecutive samples gets a resource alert.
+    #[arg(long, env = "ALERT_SUSTAINED_SAMPLES", default_value_t = 4)]
+    pub alert_sustained_samples: u32,
+}
+
+impl std::fmt::Debug for ObserveConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserveConfig")
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<set>"),
+            )
+            .field("metrics_interval_secs", &self.metrics_interval_secs)
+            .field("metrics_retention_days", &self.metrics_retention_days)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,7 +2,8 @@
 //! reconciler, errors talking to Docker and Postgres, open streams.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Telemetry {
@@ -34,19 +35,29 @@ impl Telemetry {
             IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
         };
         let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
-            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric")
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                .expect("valid metric")
         };
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
         Self {
-            http_requests: register(&r, counter_vec("http_requests_total", "HTTP requests by route and status", &["method", "route", "status"])),
+            http_requests: register(
+                &r,
+                counter_vec(
+                    "http_requests_total",
+                    "HTTP requests by route and status",
+                    &["method", "route", "status"],
+                ),
+            ),
             http_duration: register(
                 &r,
                 histogram(
                     "http_request_duration_seconds",
                     "HTTP request latency by route and status",
                     &["method", "route", "status"],
-                    vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+                    vec![
+                        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    ],
                 ),
             ),
             provisioning_duration: register(
@@ -58,15 +69,61 @@ impl Telemetry {
                     vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0],
                 ),
             ),
-            reconcile_retries: register(&r, counter("reconcile_retries_total", "Failed reconcile steps that will be retried")),
-            reconcile_in_flight: register(&r, gauge("reconcile_in_flight", "Tenants with a reconcile pass under way")),
-            reconcile_due: register(&r, gauge("reconcile_queue_depth", "Tenants waiting for reconcile work")),
-            docker_errors: register(&r, counter("docker_errors_total", "Failed calls to the Docker engine")),
-            postgres_errors: register(&r, counter("postgres_errors_total", "Failed Postgres statements in reconcile passes")),
-            open_log_streams: register(&r, gauge("open_log_streams", "Followed container log streams open now")),
-            open_event_streams: register(&r, gauge("open_event_streams", "Status and metrics streams open now")),
-            tenants: register(&r, IntGaugeVec::new(Opts::new("tenants", "Tenants by status"), &["status"]).expect("valid metric")),
-            resource_alerts: register(&r, counter("resource_alerts_total", "Sustained high resource use alerts raised")),
+            reconcile_retries: register(
+                &r,
+                counter(
+                    "reconcile_retries_total",
+                    "Failed reconcile steps that will be retried",
+                ),
+            ),
+            reconcile_in_flight: register(
+                &r,
+                gauge(
+                    "reconcile_in_flight",
+                    "Tenants with a reconcile pass under way",
+                ),
+            ),
+            reconcile_due: register(
+                &r,
+                gauge(
+                    "reconcile_queue_depth",
+                    "Tenants waiting for reconcile work",
+                ),
+            ),
+            docker_errors: register(
+                &r,
+                counter("docker_errors_total", "Failed calls to the Docker engine"),
+            ),
+            postgres_errors: register(
+                &r,
+                counter(
+                    "postgres_errors_total",
+                    "Failed Postgres statements in reconcile passes",
+                ),
+            ),
+            open_log_streams: register(
+                &r,
+                gauge(
+                    "open_log_streams",
+                    "Followed container log streams open now",
+                ),
+            ),
+            open_event_streams: register(
+                &r,
+                gauge("open_event_streams", "Status and metrics streams open now"),
+            ),
+            tenants: register(
+                &r,
+                IntGaugeVec::new(Opts::new("tenants", "Tenants by status"), &["status"])
+                    .expect("valid metric"),
+            ),
+            resource_alerts: register(
+                &r,
+                counter(
+                    "resource_alerts_total",
+                    "Sustained high resource use alerts raised",
+                ),
+            ),
             registry: r,
         }
     }

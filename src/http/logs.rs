@@ -85,7 +85,11 @@ pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
         return Ok(t.with_timezone(&Utc));
     }
     let bad = || {
-        ApiError::validation(field, "time", format!("{field} must be an RFC 3339 time or a duration like 30s, 10m, 2h, 1d"))
+        ApiError::validation(
+            field,
+            "time",
+            format!("{field} must be an RFC 3339 time or a duration like 30s, 10m, 2h, 1d"),
+        )
     };
     let (digits, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
     let n: i64 = digits.parse().map_err(|_| bad())?;
@@ -96,7 +100,9 @@ pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
         "d" => n.checked_mul(86_400).ok_or_else(bad)?,
         _ => return Err(bad()),
     };
-    chrono::Duration::try_seconds(seconds).and_then(|d| Utc::now().checked_sub_signed(d)).ok_or_else(bad)
+    chrono::Duration::try_seconds(seconds)
+        .and_then(|d| Utc::now().checked_sub_signed(d))
+        .ok_or_else(bad)
 }
 
 /// Where a reader is in a container's output: the last line's timestamp and how
@@ -114,7 +120,10 @@ impl Cursor {
 
     pub fn parse(raw: &str) -> Option<Self> {
         let (nanos, seq) = raw.trim().split_once('-')?;
-        Some(Self { nanos: nanos.parse().ok()?, seq: seq.parse().ok()? })
+        Some(Self {
+            nanos: nanos.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
     }
 
     fn time(&self) -> DateTime<Utc> {
@@ -164,7 +173,12 @@ impl Filter {
 }
 
 fn view(line: LogLine, cursor: Cursor) -> LineView {
-    LineView { id: cursor.encode(), timestamp: line.timestamp, stream: line.stream, text: line.text }
+    LineView {
+        id: cursor.encode(),
+        timestamp: line.timestamp,
+        stream: line.stream,
+        text: line.text,
+    }
 }
 
 /// A tenant container's output; `follow=true` streams it as Server-Sent Events.
@@ -185,15 +199,40 @@ pub async fn logs(
         "all" => (true, true),
         "stdout" => (true, false),
         "stderr" => (false, true),
-        _ => return Err(ApiError::validation("stream", "one_of", "stream must be stdout, stderr or all")),
+        _ => {
+            return Err(ApiError::validation(
+                "stream",
+                "one_of",
+                "stream must be stdout, stderr or all",
+            ))
+        }
     };
-    let since = q.since.as_deref().map(|s| parse_time("since", s)).transpose()?;
-    let until = q.until.as_deref().map(|s| parse_time("until", s)).transpose()?;
-    let resume = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(Cursor::parse);
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| parse_time("since", s))
+        .transpose()?;
+    let until = q
+        .until
+        .as_deref()
+        .map(|s| parse_time("until", s))
+        .transpose()?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Cursor::parse);
     if q.tail.is_some_and(|t| t > MAX_LINES) {
-        return Err(ApiError::validation("tail", "range", format!("tail must be at most {MAX_LINES}")));
+        return Err(ApiError::validation(
+            "tail",
+            "range",
+            format!("tail must be at most {MAX_LINES}"),
+        ));
     }
-    let filter = Filter { since, until, q: q.q.clone().filter(|s| !s.is_empty()) };
+    let filter = Filter {
+        since,
+        until,
+        q: q.q.clone().filter(|s| !s.is_empty()),
+    };
     let request = LogRequest {
         follow: false,
         stdout,
@@ -205,10 +244,17 @@ pub async fn logs(
     let id = tenant.tenant_id();
     if q.follow.unwrap_or(false) {
         let follow = Follow::new(&state, id, request, filter, resume);
-        let stream = futures::stream::unfold(follow, |mut f| async move { f.next().await.map(|e| (Ok::<_, Infallible>(e), f)) });
-        return Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive")).into_response());
+        let stream = futures::stream::unfold(follow, |mut f| async move {
+            f.next().await.map(|e| (Ok::<_, Infallible>(e), f))
+        });
+        return Ok(Sse::new(stream)
+            .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
+            .into_response());
     }
-    let request = LogRequest { tail: request.tail.or(Some(DEFAULT_TAIL)), ..request };
+    let request = LogRequest {
+        tail: request.tail.or(Some(DEFAULT_TAIL)),
+        ..request
+    };
     let mut numbering = Numbering::new(resume);
     let mut lines = Vec::new();
     let mut source = state.runtime.logs(id, request);
@@ -226,20 +272,45 @@ pub async fn logs(
     match q.format.as_deref().unwrap_or("json") {
         "json" => Ok(Json(LogsView { data: lines }).into_response()),
         "ndjson" => {
-            let body: String = lines.iter().filter_map(|l| serde_json::to_string(l).ok()).map(|l| l + "\n").collect();
+            let body: String = lines
+                .iter()
+                .filter_map(|l| serde_json::to_string(l).ok())
+                .map(|l| l + "\n")
+                .collect();
             Ok(([(CONTENT_TYPE, "application/x-ndjson")], body).into_response())
         }
         "text" => {
             let stamp = q.timestamps.unwrap_or(false);
             let body: String = lines
                 .iter()
-                .map(|l| if stamp { format!("{} {}\n", l.timestamp.to_rfc3339(), l.text) } else { format!("{}\n", l.text) })
+                .map(|l| {
+                    if stamp {
+                        format!("{} {}\n", l.timestamp.to_rfc3339(), l.text)
+                    } else {
+                        format!("{}\n", l.text)
+                    }
+                })
                 .collect();
-            let filename = format!("{}-{}.log", tenant.subdomain, Utc::now().format("%Y%m%dT%H%M%SZ"));
+            let filename = format!(
+                "{}-{}.log",
+                tenant.subdomain,
+                Utc::now().format("%Y%m%dT%H%M%SZ")
+            );
             let disposition = format!("attachment; filename=\"{filename}\"");
-            Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()), (CONTENT_DISPOSITION, disposition)], body).into_response())
+            Ok((
+                [
+                    (CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+                    (CONTENT_DISPOSITION, disposition),
+                ],
+                body,
+            )
+                .into_response())
         }
-        _ => Err(ApiError::validation("format", "one_of", "format must be json, ndjson or text")),
+        _ => Err(ApiError::validation(
+            "format",
+            "one_of",
+            "format must be json, ndjson or text",
+        )),
     }
 }
 
@@ -265,12 +336,21 @@ enum Settled {
 }
 
 impl Follow {
-    fn new(state: &AppState, tenant: TenantId, request: LogRequest, filter: Filter, resume: Option<Cursor>) -> Self {
+    fn new(
+        state: &AppState,
+        tenant: TenantId,
+        request: LogRequest,
+        filter: Filter,
+        resume: Option<Cursor>,
+    ) -> Self {
         Self {
             _open: GaugeGuard::new(&state.telemetry.open_log_streams),
             state: state.clone(),
             tenant,
-            request: LogRequest { follow: true, ..request },
+            request: LogRequest {
+                follow: true,
+                ..request
+            },
             filter,
             numbering: Numbering::new(resume),
             source: None,
@@ -290,7 +370,14 @@ impl Follow {
             }
             if self.source.is_none() {
                 if self.started_at.is_none() {
-                    self.started_at = self.state.runtime.inspect(self.tenant).await.ok().flatten().and_then(|c| c.started_at);
+                    self.started_at = self
+                        .state
+                        .runtime
+                        .inspect(self.tenant)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|c| c.started_at);
                 }
                 let mut request = self.request.clone();
                 if let Some(last) = self.numbering.last {
@@ -308,17 +395,29 @@ impl Follow {
             };
             match item {
                 Some(Ok(line)) => {
-                    let Some(cursor) = self.numbering.number(&line) else { continue };
+                    let Some(cursor) = self.numbering.number(&line) else {
+                        continue;
+                    };
                     if !self.filter.keeps(&line) {
                         continue;
                     }
                     let data = json!({ "timestamp": line.timestamp, "stream": line.stream, "text": line.text });
-                    return Some(Event::default().event("line").id(cursor.encode()).data(data.to_string()));
+                    return Some(
+                        Event::default()
+                            .event("line")
+                            .id(cursor.encode())
+                            .data(data.to_string()),
+                    );
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "log stream broke");
                     self.source = None;
-                    self.pending.push_back(Event::default().event("error").data(json!({ "message": "the log stream broke; reconnect to resume" }).to_string()));
+                    self.pending.push_back(
+                        Event::default().event("error").data(
+                            json!({ "message": "the log stream broke; reconnect to resume" })
+                                .to_string(),
+                        ),
+                    );
                     self.done = true;
                 }
                 None => {
@@ -326,17 +425,26 @@ impl Follow {
                     match self.settle().await {
                         Settled::Running { restarted: true } => {
                             let message = "container restarted; following the new process";
-                            self.pending.push_back(Event::default().event("restart").data(json!({ "message": message }).to_string()));
+                            self.pending.push_back(
+                                Event::default()
+                                    .event("restart")
+                                    .data(json!({ "message": message }).to_string()),
+                            );
                         }
                         Settled::Running { restarted: false } => {}
                         Settled::Stopped => {
-                            let message = "container stopped; its last lines stay readable without follow";
-                            self.pending.push_back(Event::default().event("end").data(json!({ "reason": "stopped", "message": message }).to_string()));
+                            let message =
+                                "container stopped; its last lines stay readable without follow";
+                            self.pending.push_back(Event::default().event("end").data(
+                                json!({ "reason": "stopped", "message": message }).to_string(),
+                            ));
                             self.done = true;
                         }
                         Settled::Removed => {
                             let message = "container removed";
-                            self.pending.push_back(Event::default().event("end").data(json!({ "reason": "removed", "message": message }).to_string()));
+                            self.pending.push_back(Event::default().event("end").data(
+                                json!({ "reason": "removed", "message": message }).to_string(),
+                            ));
                             self.done = true;
                         }
                     }
@@ -371,17 +479,27 @@ mod tests {
     use super::*;
 
     fn line(nanos: i64) -> LogLine {
-        LogLine { timestamp: DateTime::from_timestamp_nanos(nanos), stream: LogStream::Stdout, text: String::new() }
+        LogLine {
+            timestamp: DateTime::from_timestamp_nanos(nanos),
+            stream: LogStream::Stdout,
+            text: String::new(),
+        }
     }
 
     #[test]
     fn numbering_resumes_after_the_cursor_even_within_one_timestamp() {
         let mut first = Numbering::new(None);
-        let cursors: Vec<Cursor> = [10, 20, 20, 20, 30].iter().map(|n| first.number(&line(*n)).unwrap()).collect();
+        let cursors: Vec<Cursor> = [10, 20, 20, 20, 30]
+            .iter()
+            .map(|n| first.number(&line(*n)).unwrap())
+            .collect();
         assert_eq!(cursors[2], Cursor { nanos: 20, seq: 1 });
         // Resume after the second line stamped 20: the third 20 and the 30 remain.
         let mut again = Numbering::new(Some(cursors[2]));
-        let kept: Vec<Cursor> = [10, 20, 20, 20, 30].iter().filter_map(|n| again.number(&line(*n))).collect();
+        let kept: Vec<Cursor> = [10, 20, 20, 20, 30]
+            .iter()
+            .filter_map(|n| again.number(&line(*n)))
+            .collect();
         assert_eq!(kept, vec![cursors[3], cursors[4]]);
         assert_eq!(Cursor::parse(&cursors[3].encode()), Some(cursors[3]));
     }

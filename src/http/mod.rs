@@ -9,9 +9,12 @@ pub mod api_keys;
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod logs;
+pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
@@ -82,6 +85,9 @@ fn api() -> ApiRouter {
         .merge(wizard::router())
         .merge(tenants::router())
         .merge(logs::router())
+        .merge(events::router())
+        .merge(metrics::router())
+        .merge(observe::router())
         .merge(admin::router())
 }
 
@@ -96,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::middleware))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe::middleware))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
             let route = route.unwrap_or_else(|| "unmatched".to_owned());

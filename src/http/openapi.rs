@@ -5,7 +5,9 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{account, admin, api_keys, health, logs, tenants, wizard, ApiRouter};
+use super::{
+    account, admin, api_keys, events, health, logs, metrics, observe, tenants, wizard, ApiRouter,
+};
 
 struct Security;
 
@@ -42,7 +44,7 @@ impl Modify for Security {
         wizard::check_subdomain, wizard::create_session, wizard::get_session, wizard::update_session, wizard::deploy,
         tenants::create, tenants::list, tenants::show, tenants::destroy, tenants::start, tenants::stop,
         tenants::restart, tenants::retry, tenants::deployments_list, tenants::deployment_status,
-        logs::logs,
+        logs::logs, events::events, metrics::get_metrics, metrics::stream_metrics, observe::prometheus,
         admin::orphans, admin::list_users, admin::change_role, admin::audit_log,
     ),
     components(schemas(super::error::ErrorBody, super::extract::PageMeta))

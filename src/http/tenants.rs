@@ -134,6 +134,13 @@ pub struct TenantView {
     pub container: Option<ContainerView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recent_deployments: Option<Vec<DeploymentLog>>,
+    /// Current resource use (only on a single tenant; null when not running).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Option<crate::metrics::CurrentMetrics>>,
+    /// Set while the tenant has used over the alert threshold of a limit for a
+    /// sustained window.
+    #[schema(value_type = Object, nullable)]
+    pub resource_alert: Option<Value>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -212,6 +219,8 @@ fn view(state: &AppState, t: &Tenant) -> TenantView {
         setup: setup_info(state, t),
         container: None,
         recent_deployments: None,
+        metrics: None,
+        resource_alert: t.resource_alert.clone(),
     }
 }
 
@@ -437,6 +446,7 @@ pub async fn show(
     let (logs, _) =
         deployments::list(&state.pool, tenant.tenant_id(), &Default::default(), 10, 0).await?;
     v.recent_deployments = Some(logs);
+    v.metrics = Some(state.metrics.current(&tenant).await);
     Ok(Json(v))
 }
 

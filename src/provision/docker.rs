@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig,
     HealthStatusEnum, HostConfig, NetworkCreateRequest, NetworkingConfig, RestartPolicy,
@@ -14,7 +15,6 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, RestartContainerOptionsBuilder, StartContainerOptions,
     StopContainerOptionsBuilder,
 };
-use bollard::container::LogOutput;
 use bollard::query_parameters::{LogsOptions, StatsOptions};
 use bollard::Docker;
 use chrono::{DateTime, Utc};
@@ -23,8 +23,8 @@ use futures::StreamExt;
 
 use super::labels;
 use super::runtime::{
-    ContainerInfo, ContainerSpec, Health, LogLine, LogRequest, LogStream, ManagedContainer, RunState,
-    RuntimeError, RuntimeEvent, StatsSample, TenantRuntime,
+    ContainerInfo, ContainerSpec, Health, LogLine, LogRequest, LogStream, ManagedContainer,
+    RunState, RuntimeError, RuntimeEvent, StatsSample, TenantRuntime,
 };
 use crate::domain::TenantId;
 
@@ -348,7 +348,10 @@ impl TenantRuntime for DockerRuntime {
             since: request.since.map(|t| t.timestamp() as i32).unwrap_or(0),
             until: request.until.map(|t| t.timestamp() as i32 + 1).unwrap_or(0),
             timestamps: true,
-            tail: request.tail.map(|n| n.to_string()).unwrap_or_else(|| "all".to_owned()),
+            tail: request
+                .tail
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "all".to_owned()),
         };
         self.docker
             .logs(&tenant.container_name(), Some(options))
@@ -363,14 +366,23 @@ impl TenantRuntime for DockerRuntime {
                 let raw = String::from_utf8_lossy(&bytes);
                 let raw = raw.strip_suffix('\n').unwrap_or(&raw);
                 let (stamp, text) = raw.split_once(' ').unwrap_or((raw, ""));
-                let timestamp = DateTime::parse_from_rfc3339(stamp).ok()?.with_timezone(&Utc);
-                Some(Ok(LogLine { timestamp, stream, text: text.strip_suffix('\r').unwrap_or(text).to_owned() }))
+                let timestamp = DateTime::parse_from_rfc3339(stamp)
+                    .ok()?
+                    .with_timezone(&Utc);
+                Some(Ok(LogLine {
+                    timestamp,
+                    stream,
+                    text: text.strip_suffix('\r').unwrap_or(text).to_owned(),
+                }))
             })
             .boxed()
     }
 
     async fn stats(&self, tenant: TenantId) -> Result<Option<StatsSample>, RuntimeError> {
-        let options = StatsOptions { stream: false, one_shot: true };
+        let options = StatsOptions {
+            stream: false,
+            one_shot: true,
+        };
         let mut stream = self.docker.stats(&tenant.container_name(), Some(options));
         let s = match stream.next().await {
             None => return Ok(None),
@@ -384,20 +396,31 @@ impl TenantRuntime for DockerRuntime {
         let cache = memory
             .stats
             .as_ref()
-            .and_then(|m| m.get("total_inactive_file").or(m.get("inactive_file")).or(m.get("cache")).copied())
+            .and_then(|m| {
+                m.get("total_inactive_file")
+                    .or(m.get("inactive_file"))
+                    .or(m.get("cache"))
+                    .copied()
+            })
             .unwrap_or(0);
-        let (rx, tx) = s.networks.unwrap_or_default().values().fold((0, 0), |(rx, tx), n| {
-            (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
-        });
+        let (rx, tx) = s
+            .networks
+            .unwrap_or_default()
+            .values()
+            .fold((0, 0), |(rx, tx), n| {
+                (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
+            });
         let (read, write) = s
             .blkio_stats
             .and_then(|b| b.io_service_bytes_recursive)
             .unwrap_or_default()
             .iter()
-            .fold((0, 0), |(r, w), e| match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                Some("read") => (r + e.value.unwrap_or(0), w),
-                Some("write") => (r, w + e.value.unwrap_or(0)),
-                _ => (r, w),
+            .fold((0, 0), |(r, w), e| {
+                match e.op.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                    Some("read") => (r + e.value.unwrap_or(0), w),
+                    Some("write") => (r, w + e.value.unwrap_or(0)),
+                    _ => (r, w),
+                }
             });
         if memory.limit.is_none() && cpu.cpu_usage.is_none() {
             // A stopped container answers with an empty sample.

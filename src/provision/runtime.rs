@@ -174,7 +174,11 @@ pub trait TenantRuntime: Send + Sync + 'static {
     async fn list_managed(&self) -> Result<Vec<ManagedContainer>, RuntimeError>;
     /// The container's output. Following ends when the container stops (or the
     /// engine connection breaks); dropping the stream closes the engine request.
-    fn logs(&self, tenant: TenantId, request: LogRequest) -> BoxStream<'static, Result<LogLine, RuntimeError>>;
+    fn logs(
+        &self,
+        tenant: TenantId,
+        request: LogRequest,
+    ) -> BoxStream<'static, Result<LogLine, RuntimeError>>;
     /// Current resource counters; None when the container is not running.
     async fn stats(&self, tenant: TenantId) -> Result<Option<StatsSample>, RuntimeError>;
     /// Lifecycle events of this instance's managed containers; ends when the

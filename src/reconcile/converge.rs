@@ -142,7 +142,9 @@ impl Reconciler {
             Err(e) => {
                 match &e {
                     ConvergeError::Runtime(_) => self.inner.telemetry.docker_errors.inc(),
-                    ConvergeError::Database(_) | ConvergeError::Store(_) => self.inner.telemetry.postgres_errors.inc(),
+                    ConvergeError::Database(_) | ConvergeError::Store(_) => {
+                        self.inner.telemetry.postgres_errors.inc()
+                    }
                     ConvergeError::Container(_) => {}
                 }
                 let message = e.to_string();
@@ -173,7 +175,11 @@ impl Reconciler {
     fn observe(&self, tenant: &Tenant, outcome: &str) {
         if let (Some(action), Some(started)) = (tenant.action(), tenant.action_started_at) {
             let seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
-            self.inner.telemetry.provisioning_duration.with_label_values(&[action.as_str(), outcome]).observe(seconds);
+            self.inner
+                .telemetry
+                .provisioning_duration
+                .with_label_values(&[action.as_str(), outcome])
+                .observe(seconds);
         }
     }
 

@@ -93,3 +93,19 @@ pub async fn typical_create_ms(pool: &PgPool) -> Result<Option<i64>, StoreError>
     .await?;
     Ok(ms.map(|m| m as i64))
 }
+
+/// Rows after `after`, oldest first (to replay a stream after a reconnect).
+pub async fn after(
+    pool: &PgPool,
+    tenant: TenantId,
+    after: i64,
+) -> Result<Vec<DeploymentLog>, StoreError> {
+    Ok(sqlx::query_as::<_, DeploymentLog>(
+        "SELECT id, tenant_id, action, status, error_message, metadata, created_at
+           FROM deployment_logs WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT 1000",
+    )
+    .bind(tenant.0)
+    .bind(after)
+    .fetch_all(pool)
+    .await?)
+}

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod deployments;
+pub mod metrics;
 pub mod sessions;
 pub mod signup;
 pub mod tenants;

@@ -32,6 +32,7 @@ pub struct Tenant {
     pub metadata: Value,
     pub resource_limits: Value,
     pub progress: Option<String>,
+    pub resource_alert: Option<Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -39,7 +40,7 @@ pub struct Tenant {
 const COLUMNS: &str =
     "id, user_id, tenant_identifier, subdomain, status, desired_state, generation,
     observed_generation, current_action, action_started_at, last_error, attempts, next_attempt_at,
-    image, container_id, first_started_at, last_deployed_at, metadata, resource_limits, progress, created_at,
+    image, container_id, first_started_at, last_deployed_at, metadata, resource_limits, progress, resource_alert, created_at,
     updated_at";
 
 impl Tenant {
@@ -437,4 +438,22 @@ pub async fn fail(
     }
     tx.commit().await?;
     Ok(final_failure)
+}
+
+/// Active tenants, for the metrics sampler.
+pub async fn active(pool: &PgPool) -> Result<Vec<Tenant>, StoreError> {
+    Ok(sqlx::query_as::<_, Tenant>(&format!(
+        "SELECT {COLUMNS} FROM tenants WHERE status = 'active'"
+    ))
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Tenants per status, for the platform metrics.
+pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT status, count(*) FROM tenants GROUP BY status")
+            .fetch_all(pool)
+            .await?,
+    )
 }

@@ -1,0 +1,146 @@
+//! Tenant metrics over HTTP: current use with an optional history series
+//! (`tenants.getMetrics`), and a live stream of samples.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiQuery, TenantPath};
+use super::logs::{parse_time, KEEPALIVE};
+use super::tenants::load_visible;
+use super::ApiRouter;
+use crate::app::AppState;
+use crate::metrics::CurrentMetrics;
+use crate::store::metrics::{self, MetricPoint};
+use crate::telemetry::GaugeGuard;
+
+/// At most this many points per series; longer ranges are downsampled.
+const MAX_POINTS: i64 = 300;
+
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .get("/api/v1/tenants/{id}/metrics", get_metrics)
+        .get("/api/v1/tenants/{id}/metrics/stream", stream_metrics)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MetricsQuery {
+    /// Series start: RFC 3339 or relative (`1h`); default 1 hour ago.
+    pub from: Option<String>,
+    /// Series end; default now.
+    pub to: Option<String>,
+    /// Bucket width in seconds; default chosen to give at most 300 points.
+    pub step: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsView {
+    /// Null when the container is not running.
+    pub current: Option<CurrentMetrics>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub step_seconds: i64,
+    pub series: Vec<MetricPoint>,
+}
+
+/// Current use (CPU, memory, network, block I/O, pids) and its history.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/metrics", operation_id = "tenants.getMetrics", tag = "tenants",
+    params(("id" = uuid::Uuid, Path, description = "tenant id"), MetricsQuery),
+    responses((status = 200, body = MetricsView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn get_metrics(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: TenantPath,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
+) -> Result<Json<MetricsView>, ApiError> {
+    let tenant = load_visible(&state, &caller, &path).await?;
+    let to =
+        q.to.as_deref()
+            .map(|t| parse_time("to", t))
+            .transpose()?
+            .unwrap_or_else(Utc::now);
+    let from = q
+        .from
+        .as_deref()
+        .map(|t| parse_time("from", t))
+        .transpose()?
+        .unwrap_or(to - chrono::Duration::hours(1));
+    if from >= to {
+        return Err(ApiError::validation(
+            "from",
+            "order",
+            "from must be before to",
+        ));
+    }
+    let span = (to - from).num_seconds().max(1);
+    let min_step = (span + MAX_POINTS - 1) / MAX_POINTS;
+    let step = match q.step {
+        Some(s) if s < 1 => {
+            return Err(ApiError::validation(
+                "step",
+                "minimum",
+                "step must be at least 1 second",
+            ))
+        }
+        Some(s) if s < min_step => return Err(ApiError::validation(
+            "step",
+            "max_points",
+            format!(
+                "step must be at least {min_step} s for this range (at most {MAX_POINTS} points)"
+            ),
+        )),
+        Some(s) => s,
+        None => min_step.max(state.metrics.config().metrics_interval_secs as i64),
+    };
+    let series = metrics::series(&state.pool, tenant.tenant_id(), from, to, step).await?;
+    let current = state.metrics.current(&tenant).await;
+    Ok(Json(MetricsView {
+        current,
+        from,
+        to,
+        step_seconds: step,
+        series,
+    }))
+}
+
+/// Current use every few seconds (Server-Sent Events, event `metrics`).
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/metrics/stream", operation_id = "tenants.streamMetrics", tag = "tenants",
+    params(("id" = uuid::Uuid, Path, description = "tenant id")),
+    responses((status = 200, description = "`text/event-stream` of `metrics` events (data: CurrentMetrics or null)"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn stream_metrics(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: TenantPath,
+) -> Result<Response, ApiError> {
+    let tenant = load_visible(&state, &caller, &path).await?;
+    let every = Duration::from_secs(state.metrics.config().stream_interval_secs.max(1));
+    let guard = GaugeGuard::new(&state.telemetry.open_event_streams);
+    let seed = (state, tenant, guard, true);
+    let events = futures::stream::unfold(seed, move |(state, tenant, guard, first)| async move {
+        if !first {
+            tokio::time::sleep(every).await;
+        }
+        let current = state.metrics.current(&tenant).await;
+        let event = Event::default()
+            .event("metrics")
+            .data(json!(current).to_string());
+        Some((Ok::<_, Infallible>(event), (state, tenant, guard, false)))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
+        .into_response())
+}
