@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
+use std::future::IntoFuture;
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +33,12 @@ pub struct AppState {
     pub telemetry: Arc<Telemetry>,
     pub metrics: Metrics,
     pub activity: Activity,
+    /// Fires when the process shuts down; long-lived streams end on it.
+    pub shutdown: CancellationToken,
 }
+
+/// How long open connections get to finish after shutdown starts.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Connects to Postgres (applying migrations) and Docker, and builds the state.
 pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
@@ -82,6 +89,7 @@ pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
         limits,
         metrics,
         activity: Activity::new(),
+        shutdown: CancellationToken::new(),
         telemetry,
     })
 }
@@ -96,7 +104,8 @@ pub async fn launch(
     config: ServeConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = prepare(config).await?;
+    let mut state = prepare(config).await?;
+    state.shutdown = shutdown.clone();
     let reconciler = tokio::spawn(state.reconciler.clone().run(shutdown.clone()));
     tokio::spawn(state.metrics.clone().run(shutdown.clone()));
     tokio::spawn(
@@ -109,9 +118,19 @@ pub async fn launch(
     let token = shutdown.clone();
     // Client addresses feed rate limits and the audit trail.
     let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
+    let server = axum::serve(listener, service)
         .with_graceful_shutdown(async move { token.cancelled().await })
-        .await?;
+        .into_future();
+    // Streams end themselves at shutdown; a client that holds a connection
+    // open anyway is not waited for forever.
+    let patience = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        _ = patience => tracing::warn!("connections still open {} s after shutdown; closing them", SHUTDOWN_GRACE.as_secs()),
+    }
     shutdown.cancel();
     reconciler.await.context("reconciler task")?;
     Ok(())

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::postgres::PgListener;
@@ -214,6 +215,7 @@ pub async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(Resume::parse)
         .unwrap_or_default();
+    let shutdown = state.shutdown.clone().cancelled_owned();
     let stream = Stream {
         _open: GaugeGuard::new(&state.telemetry.open_event_streams),
         receiver: state.activity.subscribe(),
@@ -227,7 +229,7 @@ pub async fn events(
     let events = futures::stream::unfold(stream, |mut s| async move {
         s.next().await.map(|e| (Ok::<_, Infallible>(e), s))
     });
-    Ok(Sse::new(events)
+    Ok(Sse::new(events.take_until(shutdown))
         .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
         .into_response())
 }

@@ -228,6 +228,14 @@ pub async fn logs(
             format!("tail must be at most {MAX_LINES}"),
         ));
     }
+    let follow = q.follow.unwrap_or(false);
+    // `tail=0` while following means "from now on". The Docker request starts
+    // only when the response body is first polled, so pin "now" to the request's
+    // arrival instead of to whenever Docker gets to it.
+    let (since, tail) = match (follow, q.tail, since, resume) {
+        (true, Some(0), None, None) => (Some(Utc::now()), None),
+        _ => (since, q.tail),
+    };
     let filter = Filter {
         since,
         until,
@@ -239,15 +247,16 @@ pub async fn logs(
         stderr,
         since: resume.map(|c| c.time()).or(since),
         until,
-        tail: if resume.is_some() { None } else { q.tail },
+        tail: if resume.is_some() { None } else { tail },
     };
     let id = tenant.tenant_id();
-    if q.follow.unwrap_or(false) {
+    if follow {
+        let shutdown = state.shutdown.clone().cancelled_owned();
         let follow = Follow::new(&state, id, request, filter, resume);
         let stream = futures::stream::unfold(follow, |mut f| async move {
             f.next().await.map(|e| (Ok::<_, Infallible>(e), f))
         });
-        return Ok(Sse::new(stream)
+        return Ok(Sse::new(stream.take_until(shutdown))
             .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
             .into_response());
     }

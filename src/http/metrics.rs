@@ -9,6 +9,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -95,13 +96,15 @@ pub async fn get_metrics(
                 "step must be at least 1 second",
             ))
         }
-        Some(s) if s < min_step => return Err(ApiError::validation(
-            "step",
-            "max_points",
-            format!(
+        Some(s) if s < min_step => {
+            return Err(ApiError::validation(
+                "step",
+                "max_points",
+                format!(
                 "step must be at least {min_step} s for this range (at most {MAX_POINTS} points)"
             ),
-        )),
+            ))
+        }
         Some(s) => s,
         None => min_step.max(state.metrics.config().metrics_interval_secs as i64),
     };
@@ -129,6 +132,7 @@ pub async fn stream_metrics(
     let tenant = load_visible(&state, &caller, &path).await?;
     let every = Duration::from_secs(state.metrics.config().stream_interval_secs.max(1));
     let guard = GaugeGuard::new(&state.telemetry.open_event_streams);
+    let shutdown = state.shutdown.clone().cancelled_owned();
     let seed = (state, tenant, guard, true);
     let events = futures::stream::unfold(seed, move |(state, tenant, guard, first)| async move {
         if !first {
@@ -140,7 +144,7 @@ pub async fn stream_metrics(
             .data(json!(current).to_string());
         Some((Ok::<_, Infallible>(event), (state, tenant, guard, false)))
     });
-    Ok(Sse::new(events)
+    Ok(Sse::new(events.take_until(shutdown))
         .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
         .into_response())
 }

@@ -628,6 +628,12 @@ fn flag_name(env_name: &str) -> &'static str {
         "TENANT_QUOTA" => "tenant-quota",
         "SIGNUP_SESSION_TTL_MINUTES" => "signup-ttl-minutes",
         "TERMS_VERSION" => "terms-version",
+        "METRICS_TOKEN" => "metrics-token",
+        "METRICS_INTERVAL_SECS" => "metrics-interval-secs",
+        "METRICS_RETENTION_DAYS" => "metrics-retention-days",
+        "METRICS_STREAM_INTERVAL_SECS" => "stream-interval-secs",
+        "ALERT_THRESHOLD_PERCENT" => "alert-threshold-percent",
+        "ALERT_SUSTAINED_SAMPLES" => "alert-sustained-samples",
         other => panic!("no flag mapping for {other}"),
     }
 }
@@ -683,4 +689,90 @@ pub struct Member {
     pub id: uuid::Uuid,
     pub key: String,
     pub email: String,
+}
+
+/// Makes the tenant's stand-in write `n` lines of `text` to one of its streams
+/// (a stand-in-only route, reached through Traefik).
+pub async fn echo(subdomain: &str, stream: &str, text: &str, n: u32) {
+    let port = env("TRAEFIK_HTTP_PORT");
+    let host = format!("{subdomain}.{}", env("BASE_DOMAIN"));
+    let url = format!("http://127.0.0.1:{port}/stand-in/echo?stream={stream}&text={text}&n={n}");
+    let r = reqwest::Client::new()
+        .get(url)
+        .header("Host", host)
+        .send()
+        .await
+        .expect("echo");
+    assert_eq!(r.status(), 200, "stand-in echo refused");
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone, Default)]
+pub struct Sse {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+impl Sse {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
+}
+
+/// Reads Server-Sent Events from a streaming response.
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped), or None when the stream ends or
+    /// nothing arrives within `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Sse> {
+        use futures::StreamExt;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = Sse {
+                    event: "message".into(),
+                    ..Default::default()
+                };
+                let mut data = vec![];
+                let mut any = false;
+                for line in block.lines() {
+                    if line.starts_with(':') || line.is_empty() {
+                        continue;
+                    }
+                    any = true;
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "event" => event.event = value.to_owned(),
+                        "id" => event.id = Some(value.to_owned()),
+                        "data" => data.push(value.to_owned()),
+                        _ => {}
+                    }
+                }
+                if any {
+                    event.data = data.join("\n");
+                    return Some(event);
+                }
+                continue;
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
 }
