@@ -25,6 +25,12 @@ pub enum Command {
     Migrate(DbConfig),
     /// Create (or promote) an admin user and print a new admin API key once.
     CreateAdmin(CreateAdminArgs),
+    /// Tail a tenant container's logs through the API.
+    Logs(crate::cli::LogsArgs),
+    /// List and act on tenants through the API.
+    Tenants(crate::cli::TenantsArgs),
+    /// Current resource use of a tenant through the API.
+    Metrics(crate::cli::MetricsArgs),
 }
 
 #[derive(Debug, Args)]

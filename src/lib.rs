@@ -5,6 +5,7 @@
 //! Traefik labels), `reconcile` (the loop converging tenants), wired in `app`.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;

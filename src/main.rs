@@ -4,7 +4,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use fresco_platform::config::{Cli, Command, LogFormat};
-use fresco_platform::{app, store};
+use fresco_platform::{app, cli, store};
 
 fn init_logging(format: LogFormat) {
     let mut filter =
@@ -68,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::Logs(args) => std::process::exit(cli::logs(args).await),
+        Command::Tenants(args) => std::process::exit(cli::tenants(args).await),
+        Command::Metrics(args) => std::process::exit(cli::metrics(args).await),
         Command::CreateAdmin(args) => {
             let pool = store::connect(&args.db)
                 .await
