@@ -283,9 +283,15 @@ impl Metrics {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {
-                    if let Err(e) = self.pass().await {
-                        self.inner.telemetry.postgres_errors.inc();
-                        warn!(error = %e, "metrics sampler pass failed");
+                    match self.pass().await {
+                        Ok(report) => {
+                            self.inner.telemetry.sampler_pass.observe(report.elapsed.as_secs_f64());
+                            self.inner.telemetry.sampler_tenants.set(report.tenants as i64);
+                        }
+                        Err(e) => {
+                            self.inner.telemetry.postgres_errors.inc();
+                            warn!(error = %e, "metrics sampler pass failed");
+                        }
                     }
                 }
             }

@@ -20,6 +20,8 @@ pub struct Telemetry {
     pub open_event_streams: IntGauge,
     pub tenants: IntGaugeVec,
     pub resource_alerts: IntCounter,
+    pub sampler_pass: prometheus::Histogram,
+    pub sampler_tenants: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -122,6 +124,24 @@ impl Telemetry {
                 counter(
                     "resource_alerts_total",
                     "Sustained high resource use alerts raised",
+                ),
+            ),
+            sampler_pass: register(
+                &r,
+                prometheus::Histogram::with_opts(
+                    HistogramOpts::new(
+                        "metrics_sampler_pass_seconds",
+                        "Duration of one metrics sampler pass",
+                    )
+                    .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                )
+                .expect("valid metric"),
+            ),
+            sampler_tenants: register(
+                &r,
+                gauge(
+                    "metrics_sampler_tenants",
+                    "Tenants sampled in the last pass",
                 ),
             ),
             registry: r,

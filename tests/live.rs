@@ -212,12 +212,18 @@ async fn reconnecting_with_last_event_id_loses_and_repeats_no_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_follow_and_disconnect_cycles_leave_no_stream_open() {
-    let p = Platform::start(options()).await;
+    // Its own process: only its file descriptors are counted.
+    let p = Platform::start(Options {
+        process: true,
+        ..options()
+    })
+    .await;
+    let pid = p.server_pid().unwrap();
     let sub = subdomain("leak");
     let id = p.create_active(&sub).await;
     wait_traefik(&sub, "/signin", 200, Duration::from_secs(20)).await;
     let fds = || {
-        std::fs::read_dir("/proc/self/fd")
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
             .map(|d| d.count())
             .unwrap_or(0)
     };

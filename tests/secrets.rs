@@ -75,6 +75,18 @@ async fn passwords_and_keys_never_reach_logs_or_responses() {
         "the log is suspiciously short:\n{text}"
     );
     assert!(text.contains(&id), "the log should mention the tenant");
+    // LOG_FORMAT=json: one JSON object per line, carrying request and tenant ids.
+    let objects: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let has = |field: &str| {
+        objects
+            .iter()
+            .any(|o| o.to_string().contains(&format!("\"{field}\"")))
+    };
+    assert!(has("request_id"), "no request_id field in the JSON log");
+    assert!(has("tenant_id"), "no tenant_id field in the JSON log");
     for (name, secret) in [
         ("first tenant password", &first_password),
         ("second tenant password", &second_password),

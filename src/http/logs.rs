@@ -37,6 +37,8 @@ use crate::telemetry::GaugeGuard;
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 const DEFAULT_TAIL: u64 = 1000;
 const MAX_LINES: u64 = 100_000;
+/// Lines fetched before "now" when a follow starts from now (see `logs`).
+const FOLLOW_OVERLAP: u64 = 200;
 
 pub fn router() -> ApiRouter {
     ApiRouter::new().get("/api/v1/tenants/{id}/logs", logs)
@@ -230,14 +232,18 @@ pub async fn logs(
     }
     let follow = q.follow.unwrap_or(false);
     // `tail=0` while following means "from now on". The Docker request starts
-    // only when the response body is first polled, so pin "now" to the request's
-    // arrival instead of to whenever Docker gets to it.
-    let (since, tail) = match (follow, q.tail, since, resume) {
-        (true, Some(0), None, None) => (Some(Utc::now()), None),
-        _ => (since, q.tail),
+    // only when the response body is first polled, so "now" is pinned to the
+    // request's arrival: Docker is asked for a short tail (cheap: it reads from
+    // the end of the log, where a `since` would make it scan the whole file) and
+    // lines older than the request are dropped here.
+    let pinned = matches!((follow, q.tail, since, resume), (true, Some(0), None, None));
+    let (since, tail) = if pinned {
+        (None, Some(FOLLOW_OVERLAP))
+    } else {
+        (since, q.tail)
     };
     let filter = Filter {
-        since,
+        since: if pinned { Some(Utc::now()) } else { since },
         until,
         q: q.q.clone().filter(|s| !s.is_empty()),
     };
