@@ -45,6 +45,7 @@ pub struct CurrentMetrics {
 #[derive(Default)]
 struct Tracked {
     last: Option<StatsSample>,
+    digested: Option<CurrentMetrics>,
     high_streak: u32,
     alerting: bool,
 }
@@ -136,6 +137,7 @@ impl Metrics {
             sampled_at: sample.at,
         };
         entry.last = Some(sample);
+        entry.digested = Some(current.clone());
         current
     }
 
@@ -149,6 +151,28 @@ impl Metrics {
                 warn!(error = %e, "stats failed");
                 None
             }
+        }
+    }
+
+    /// The tenant's use as of at most `max_age` ago: the last sample when it is
+    /// fresh enough, else a new one. Keeps a busy page (or a poller) from
+    /// turning every read into a Docker stats call.
+    pub async fn recent(&self, tenant: &Tenant, max_age: Duration) -> Option<CurrentMetrics> {
+        let cached = {
+            let tracked = self.inner.tracked.lock().unwrap_or_else(|p| p.into_inner());
+            tracked
+                .get(&tenant.tenant_id())
+                .and_then(|t| t.digested.clone())
+        };
+        match cached {
+            Some(m)
+                if (Utc::now() - m.sampled_at)
+                    .to_std()
+                    .is_ok_and(|age| age <= max_age) =>
+            {
+                Some(m)
+            }
+            _ => self.current(tenant).await,
         }
     }
 

@@ -446,7 +446,11 @@ pub async fn show(
     let (logs, _) =
         deployments::list(&state.pool, tenant.tenant_id(), &Default::default(), 10, 0).await?;
     v.recent_deployments = Some(logs);
-    v.metrics = Some(state.metrics.current(&tenant).await);
+    // Within one sampler interval a cached sample is current enough here;
+    // GET …/metrics always asks Docker.
+    let max_age =
+        std::time::Duration::from_secs(state.metrics.config().metrics_interval_secs.max(1));
+    v.metrics = Some(state.metrics.recent(&tenant, max_age).await);
     Ok(Json(v))
 }
 
