@@ -158,7 +158,8 @@ impl Mailer {
                     value: config.mail_from.clone(),
                     reason,
                 })?;
-        let transport = match &config.smtp_url {
+        // An empty SMTP_URL (as compose passes an unset one) means no SMTP.
+        let transport = match config.smtp_url.as_ref().filter(|u| !u.trim().is_empty()) {
             Some(url) => {
                 let smtp = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| MailError::InvalidSmtpUrl {
@@ -294,6 +295,17 @@ mod tests {
             mail_from: "Fresco Platform <no-reply@fresco.localhost>".into(),
             mail_dir: dir.to_owned(),
         }
+    }
+
+    #[test]
+    fn an_empty_smtp_url_means_folder_mode() {
+        let dir = temp_dir("empty-url");
+        let config = MailConfig {
+            smtp_url: Some("  ".into()),
+            ..folder_config(&dir)
+        };
+        let mailer = Mailer::new(&config).expect("an empty SMTP_URL is no SMTP_URL");
+        assert!(format!("{mailer:?}").contains("empty-url"), "{mailer:?}");
     }
 
     /// A folder under the system temp dir that does not exist yet.
