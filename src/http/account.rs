@@ -436,14 +436,7 @@ async fn peek_reset_account(
     state: &AppState,
     token: &str,
 ) -> Result<Option<users::Account>, ApiError> {
-    let user: Option<uuid::Uuid> = sqlx::query_scalar(
-        "SELECT user_id FROM email_tokens
-          WHERE token_hash = $1 AND purpose = 'password_reset' AND used_at IS NULL AND expires_at > now()",
-    )
-    .bind(users::hash_key(token))
-    .fetch_optional(&state.pool)
-    .await?;
-    match user {
+    match sessions::peek_email_token(&state.pool, token, TokenPurpose::PasswordReset).await? {
         Some(id) => Ok(Some(users::account(&state.pool, id).await?)),
         None => Ok(None),
     }

@@ -479,7 +479,7 @@ impl Follow {
                     self.started_at = c.started_at;
                     return Settled::Running { restarted };
                 }
-                Ok(Some(c)) if c.state == RunState::Restarting => {}
+                // Restarting, or exited and perhaps about to be restarted: look again.
                 Ok(Some(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "inspect while following logs failed"),
             }

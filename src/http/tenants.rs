@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::account::{entry, record};
@@ -307,12 +307,7 @@ pub async fn create(
         None => caller.user.id,
     };
     if !caller.is_admin() {
-        // Serialise this owner's creates so two at once cannot both squeeze under the quota.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
-            .bind(owner_id)
-            .execute(&mut *tx)
-            .await?;
-        let live = tenants::count_live_for(&mut tx, owner_id).await?;
+        let live = tenants::lock_and_count_live_for(&mut tx, owner_id).await?;
         let quota = state.config.accounts.tenant_quota;
         if live >= quota {
             return Err(ApiError::Forbidden(format!(
@@ -793,9 +788,4 @@ pub async fn deployment_status(
         setup,
         quick_start,
     }))
-}
-
-/// The JSON of a tenant, for modules that answer with one.
-pub fn tenant_json(state: &AppState, t: &Tenant) -> Value {
-    json!(view(state, t))
 }

@@ -199,12 +199,7 @@ async fn suggestions(state: &AppState, wanted: &str) -> Result<Vec<String>, ApiE
         .filter(|c| Subdomain::parse(c).is_ok())
         .collect();
     candidates.dedup();
-    let taken: Vec<String> = sqlx::query_scalar(
-        "SELECT subdomain FROM tenants WHERE status <> 'destroyed' AND subdomain = ANY($1)",
-    )
-    .bind(&candidates)
-    .fetch_all(&state.pool)
-    .await?;
+    let taken = tenants::taken_subdomains(&state.pool, &candidates).await?;
     Ok(candidates
         .into_iter()
         .filter(|c| !taken.contains(c))
@@ -213,12 +208,10 @@ async fn suggestions(state: &AppState, wanted: &str) -> Result<Vec<String>, ApiE
 }
 
 async fn taken(state: &AppState, subdomain: &str) -> Result<bool, ApiError> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM tenants WHERE status <> 'destroyed' AND subdomain = $1)",
-    )
-    .bind(subdomain)
-    .fetch_one(&state.pool)
-    .await?)
+    let wanted = [subdomain.to_owned()];
+    Ok(!tenants::taken_subdomains(&state.pool, &wanted)
+        .await?
+        .is_empty())
 }
 
 async fn check(state: &AppState, wanted: &str) -> Result<SubdomainCheck, ApiError> {
@@ -579,16 +572,14 @@ pub async fn deploy(
         }
         Err(e) => return Err(e.into()),
     };
-    sqlx::query(
-        "UPDATE tenants SET metadata = jsonb_build_object('configuration', $2::jsonb, 'intendedUse', $3::text,
-                'termsVersion', $4::text, 'termsAcceptedAt', $5::timestamptz) WHERE id = $1",
+    tenants::set_signup_metadata(
+        &mut tx,
+        tenant.id,
+        &configuration,
+        session.intended_use.as_deref(),
+        session.terms_version.as_deref(),
+        session.terms_accepted_at,
     )
-    .bind(tenant.id)
-    .bind(&configuration)
-    .bind(&session.intended_use)
-    .bind(&session.terms_version)
-    .bind(session.terms_accepted_at)
-    .execute(&mut *tx)
     .await?;
     signup::mark_deployed(&mut tx, session.id, user_id, tenant.id).await?;
     let audit_entry = Entry {

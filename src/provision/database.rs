@@ -49,6 +49,7 @@ pub fn literal(value: &str) -> String {
 #[derive(Clone)]
 pub struct TenantDatabases {
     pool: PgPool,
+    database_name: std::sync::Arc<tokio::sync::OnceCell<String>>,
     isolation: Isolation,
     connection_limit: u32,
     statement_timeout: String,
@@ -67,6 +68,7 @@ impl TenantDatabases {
     pub fn new(pool: PgPool, cfg: &TenantConfig) -> Self {
         Self {
             pool,
+            database_name: Default::default(),
             isolation: cfg.isolation,
             connection_limit: cfg.connection_limit,
             statement_timeout: cfg.statement_timeout.clone(),
@@ -191,11 +193,17 @@ impl TenantDatabases {
         Ok(created)
     }
 
-    async fn current_database(&self) -> Result<String, DatabaseError> {
-        sqlx::query_scalar("SELECT current_database()")
-            .fetch_one(&self.pool)
+    /// The platform database's name: asked once, it never changes.
+    pub async fn current_database(&self) -> Result<String, DatabaseError> {
+        self.database_name
+            .get_or_try_init(|| async {
+                sqlx::query_scalar("SELECT current_database()")
+                    .fetch_one(&self.pool)
+                    .await
+                    .step("database name")
+            })
             .await
-            .step("database name")
+            .cloned()
     }
 
     /// Sets the role's password from a SCRAM-SHA-256 verifier computed here, so

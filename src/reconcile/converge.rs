@@ -234,7 +234,21 @@ impl Reconciler {
         Ok(drift)
     }
 
-    async fn db_target(&self) -> Result<DbTarget, ConvergeError> {
+    /// Where containers find Postgres. Drift checks reuse the last answer;
+    /// `refresh` (before a container is created) makes sure the network exists
+    /// and reads its gateway again.
+    async fn db_target(&self, refresh: bool) -> Result<DbTarget, ConvergeError> {
+        if !refresh {
+            let cached = self
+                .inner
+                .db_target
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(target) = cached {
+                return Ok(target);
+            }
+        }
         let cfg = &self.inner.tenants;
         let gateway = self
             .inner
@@ -252,13 +266,17 @@ impl Reconciler {
                 )))
             }
         };
-        let platform_database: String = sqlx::query_scalar("SELECT current_database()")
-            .fetch_one(&self.inner.pool)
-            .await?;
-        Ok(DbTarget {
+        let platform_database = self.inner.dbs.current_database().await?;
+        let target = DbTarget {
             host,
             platform_database,
-        })
+        };
+        *self
+            .inner
+            .db_target
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(target.clone());
+        Ok(target)
     }
 
     fn limits(tenant: &Tenant) -> ResourceLimits {
@@ -283,7 +301,7 @@ impl Reconciler {
     }
 
     async fn desired_hash(&self, tenant: &Tenant) -> Result<Option<String>, ConvergeError> {
-        let target = self.db_target().await?;
+        let target = self.db_target(false).await?;
         Ok(self
             .spec_for(tenant, &target, None)
             .labels
@@ -312,7 +330,7 @@ impl Reconciler {
         progress("image").await?;
         runtime.ensure_image(&self.image_of(tenant)).await?;
         progress("container").await?;
-        let target = self.db_target().await?;
+        let target = self.db_target(true).await?;
         let wanted_hash = self
             .spec_for(tenant, &target, None)
             .labels

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::config::{ReconcileConfig, TenantConfig};
 use crate::domain::TenantId;
 use crate::provision::database::DbOrphans;
-use crate::provision::{RuntimeError, TenantDatabases, TenantRuntime};
+use crate::provision::{TenantDatabases, TenantRuntime};
 use crate::store::{self, TENANT_CHANNEL};
 use crate::telemetry::Telemetry;
 
@@ -59,6 +59,8 @@ struct Inner {
     running: Mutex<Running>,
     tasks: TaskTracker,
     last_orphans: Mutex<Option<String>>,
+    /// Where containers reach Postgres, as last worked out.
+    db_target: Mutex<Option<crate::provision::spec::DbTarget>>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -95,6 +97,7 @@ impl Reconciler {
                 running: Mutex::new(Running::default()),
                 tasks: TaskTracker::new(),
                 last_orphans: Mutex::new(None),
+                db_target: Mutex::new(None),
                 telemetry,
             }),
         }
@@ -291,10 +294,6 @@ async fn watch_docker(
                     Some(Ok(e)) => {
                         debug!(tenant_id = %e.tenant, action = %e.action, "docker event");
                         let _ = tx.send(Wake::Tenant(e.tenant));
-                    }
-                    Some(Err(RuntimeError::Docker { message, .. })) => {
-                        warn!(error = %message, "docker event stream broke; reconnecting");
-                        break;
                     }
                     Some(Err(e)) => { warn!(error = %e, "docker event stream broke; reconnecting"); break; }
                     None => break,

@@ -179,3 +179,19 @@ pub async fn consume_email_token(
     .fetch_optional(pool)
     .await?)
 }
+
+/// The user a still-usable token belongs to, without using it up.
+pub async fn peek_email_token(
+    pool: &PgPool,
+    token: &str,
+    purpose: TokenPurpose,
+) -> Result<Option<Uuid>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT user_id FROM email_tokens
+          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()",
+    )
+    .bind(hash_key(token))
+    .bind(purpose.as_str())
+    .fetch_optional(pool)
+    .await?)
+}

@@ -171,11 +171,17 @@ pub async fn list(
     Ok((rows, total))
 }
 
-/// Tenants the user owns that are not destroyed (nor being destroyed).
-pub async fn count_live_for(
+/// Tenants the user owns that are not destroyed (nor being destroyed). Takes a
+/// per-owner transaction lock first, so two creates at once cannot both count
+/// themselves under the quota.
+pub async fn lock_and_count_live_for(
     tx: &mut Transaction<'_, Postgres>,
     user_id: Uuid,
 ) -> Result<i64, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM tenants WHERE user_id = $1 AND status <> 'destroyed' AND desired_state <> 'destroyed'",
     )
@@ -456,4 +462,40 @@ pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreE
             .fetch_all(pool)
             .await?,
     )
+}
+
+/// Which of `subdomains` live tenants already use.
+pub async fn taken_subdomains(
+    pool: &PgPool,
+    subdomains: &[String],
+) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT subdomain FROM tenants WHERE status <> 'destroyed' AND subdomain = ANY($1)",
+    )
+    .bind(subdomains)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Keeps what the signup wizard collected with the tenant it created.
+pub async fn set_signup_metadata(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    configuration: &Value,
+    intended_use: Option<&str>,
+    terms_version: Option<&str>,
+    terms_accepted_at: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tenants SET metadata = jsonb_build_object('configuration', $2::jsonb, 'intendedUse', $3::text,
+                'termsVersion', $4::text, 'termsAcceptedAt', $5::timestamptz) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(configuration)
+    .bind(intended_use)
+    .bind(terms_version)
+    .bind(terms_accepted_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -298,16 +298,27 @@ pub async fn user_for_api_key(
     secret: &str,
     ip: Option<&str>,
 ) -> Result<Option<User>, StoreError> {
-    let user = sqlx::query_as::<_, User>(
-        "UPDATE api_keys k SET last_used_at = now(), last_used_ip = $2
-           FROM users u
-          WHERE k.key_hash = $1 AND k.user_id = u.id AND k.revoked_at IS NULL
-            AND (k.expires_at IS NULL OR k.expires_at > now())
-          RETURNING u.id, u.email, u.role, u.created_at",
-    )
-    .bind(hash_key(secret))
-    .bind(ip)
+    let hash = hash_key(secret);
+    let user = sqlx::query_as::<_, User>(&format!(
+        "SELECT {USER_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id
+          WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+            AND (k.expires_at IS NULL OR k.expires_at > now())"
+    ))
+    .bind(&hash)
     .fetch_optional(pool)
     .await?;
+    if user.is_some() {
+        // Recorded at most once a minute (or when the address changes), so a busy
+        // client does not turn every request into a write.
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = now(), last_used_ip = $2
+              WHERE key_hash = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute'
+                                       OR last_used_ip IS DISTINCT FROM $2)",
+        )
+        .bind(&hash)
+        .bind(ip)
+        .execute(pool)
+        .await?;
+    }
     Ok(user)
 }
