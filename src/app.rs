@@ -1,41 +1,24 @@
-//! Wiring: shared state, router assembly, and `launch`, which serves the API and
+//! Wiring: builds the HTTP layer's state from the configuration, and `launch`, which serves the API and
 //! runs the reconciler on a given listener until a shutdown token fires.
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 
 use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::PgPool;
-use std::future::IntoFuture;
-
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
-use crate::http::events::Activity;
 use crate::http::rate_limit::Limiters;
+use crate::http::{self, AppState};
 use crate::mail::Mailer;
-use crate::metrics::Metrics;
 use crate::provision::docker::DockerRuntime;
 use crate::provision::TenantRuntime;
 use crate::reconcile::Reconciler;
+use crate::store::{self, notify::Activity};
 use crate::telemetry::Telemetry;
-use crate::{http, store};
-
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: PgPool,
-    pub runtime: Arc<dyn TenantRuntime>,
-    pub reconciler: Reconciler,
-    pub config: Arc<ServeConfig>,
-    pub mailer: Mailer,
-    pub limits: Arc<Limiters>,
-    pub telemetry: Arc<Telemetry>,
-    pub metrics: Metrics,
-    pub activity: Activity,
-    /// Fires when the process shuts down; long-lived streams end on it.
-    pub shutdown: CancellationToken,
-}
+use crate::usage::Usage;
 
 /// How long open connections get to finish after shutdown starts.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -72,7 +55,7 @@ pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
         telemetry.clone(),
     );
     let mailer = Mailer::new(&config.mail).context("setting up mail")?;
-    let metrics = Metrics::new(
+    let usage = Usage::new(
         pool.clone(),
         runtime.clone(),
         config.tenants.clone(),
@@ -87,7 +70,7 @@ pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
         config: Arc::new(config),
         mailer,
         limits,
-        metrics,
+        usage,
         activity: Activity::new(),
         shutdown: CancellationToken::new(),
         telemetry,
@@ -107,7 +90,7 @@ pub async fn launch(
     let mut state = prepare(config).await?;
     state.shutdown = shutdown.clone();
     let reconciler = tokio::spawn(state.reconciler.clone().run(shutdown.clone()));
-    tokio::spawn(state.metrics.clone().run(shutdown.clone()));
+    tokio::spawn(state.usage.clone().run(shutdown.clone()));
     tokio::spawn(
         state
             .activity

@@ -1,8 +1,11 @@
 //! fresco-platform: a control plane that runs Fresco as a multi-tenant service.
 //!
 //! Layers: `http` (the API), `domain` (plain types and rules), `store` (the
-//! platform schema), `provision` (Postgres roles/schemas, Docker containers,
-//! Traefik labels), `reconcile` (the loop converging tenants), wired in `app`.
+//! platform schema and its NOTIFY channels), `provision` (Postgres
+//! roles/schemas, Docker containers, Traefik labels), `reconcile` (the loop
+//! converging tenants), `usage` (the tenant resource sampler), `telemetry` (the
+//! platform's own Prometheus metrics), `cli` (admin commands over the API),
+//! wired in `app`.
 
 pub mod app;
 pub mod cli;
@@ -10,8 +13,8 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod mail;
-pub mod metrics;
 pub mod provision;
 pub mod reconcile;
 pub mod store;
 pub mod telemetry;
+pub mod usage;

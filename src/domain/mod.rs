@@ -1,9 +1,14 @@
 //! Plain types and rules, no I/O: tenant ids and the names derived from them,
-//! the subdomain rule, lifecycle states.
+//! the subdomain and email rules, lifecycle states, and which owner action is
+//! allowed in which state.
 
+mod email;
+pub mod lifecycle;
 pub mod password;
 mod subdomain;
 mod tenant;
 
+pub use email::{Email, EmailError};
+pub use lifecycle::{OwnerAction, Refusal};
 pub use subdomain::{Subdomain, SubdomainError, RESERVED_SUBDOMAINS};
 pub use tenant::{Action, DeploymentStatus, DesiredState, Role, TenantId, TenantStatus};

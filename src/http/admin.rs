@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::auth::Caller;
+use super::caller::Caller;
 use super::client::Client;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery, Page, PageMeta};
 use super::ApiRouter;
-use crate::app::AppState;
+use utoipa_axum::routes;
+use crate::http::AppState;
 use crate::domain::Role;
 use crate::reconcile::OrphanReport;
 use crate::store::audit::{self, AuditRow, Entry};
@@ -20,10 +21,10 @@ use crate::store::users::{self, Account};
 
 pub fn router() -> ApiRouter {
     ApiRouter::new()
-        .get("/api/v1/admin/orphans", orphans)
-        .get("/api/v1/admin/users", list_users)
-        .patch("/api/v1/admin/users/{id}", change_role)
-        .get("/api/v1/admin/audit-log", audit_log)
+        .routes(routes!(orphans))
+        .routes(routes!(list_users))
+        .routes(routes!(change_role))
+        .routes(routes!(audit_log))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -43,7 +44,7 @@ impl From<Account> for UserView {
             id: a.id,
             email: a.email,
             name: a.name,
-            role: a.role,
+            role: a.role.to_string(),
             email_verified: a.email_verified_at.is_some(),
             created_at: a.created_at,
         }
@@ -152,13 +153,9 @@ pub async fn change_role(
     audit::record(
         &state.pool,
         &origin,
-        Entry {
-            user_id: Some(caller.user.id),
-            action: "user.role_changed",
-            target_type: Some("user"),
-            target_id: Some(id.to_string()),
-            metadata: json!({ "role": role.as_str() }),
-        },
+        Entry::new(Some(caller.user.id), "user.role_changed")
+            .on("user", id)
+            .with(json!({ "role": role.as_str() })),
     )
     .await?;
     Ok(Json(users::account(&state.pool, id).await?.into()))

@@ -8,20 +8,20 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::account::{entry, record};
-use super::auth::Caller;
+use super::caller::Caller;
 use super::client::Client;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::ApiRouter;
-use crate::app::AppState;
+use utoipa_axum::routes;
+use crate::http::AppState;
+use crate::store::audit::{self, Entry};
 use crate::store::users::{self, ApiKeyInfo};
 
 pub fn router() -> ApiRouter {
     ApiRouter::new()
-        .get("/api/v1/api-keys", list)
-        .post("/api/v1/api-keys", create)
-        .delete("/api/v1/api-keys/{id}", revoke)
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -89,14 +89,10 @@ pub async fn create(
     let key =
         users::insert_api_key_expiring(&mut tx, caller.user.id, name, body.expires_at).await?;
     tx.commit().await?;
-    record(
-        &state,
+    audit::record(
+        &state.pool,
         &origin,
-        entry(
-            Some(caller.user.id),
-            "key.create",
-            Some(("api_key", key.id.to_string())),
-        ),
+        Entry::new(Some(caller.user.id), "key.create").on("api_key", key.id),
     )
     .await?;
     let view = CreatedKey {
@@ -124,14 +120,10 @@ pub async fn revoke(
     if !users::revoke_api_key(&state.pool, caller.user.id, id).await? {
         return Err(missing());
     }
-    record(
-        &state,
+    audit::record(
+        &state.pool,
         &origin,
-        entry(
-            Some(caller.user.id),
-            "key.revoke",
-            Some(("api_key", id.to_string())),
-        ),
+        Entry::new(Some(caller.user.id), "key.revoke").on("api_key", id),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)

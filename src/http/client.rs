@@ -8,7 +8,7 @@ use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::store::audit::Origin;
 
 fn ip_from(

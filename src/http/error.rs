@@ -105,6 +105,29 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Answers a unique-constraint violation with the client error the caller names
+/// (a taken subdomain is a 409, not a 500); any other failure maps as usual.
+/// Works on store results and on a transaction's commit, where a racing insert
+/// can also lose.
+pub trait OnConflict<T> {
+    fn on_conflict(self, conflict: impl FnOnce() -> ApiError) -> Result<T, ApiError>;
+}
+
+impl<T> OnConflict<T> for Result<T, StoreError> {
+    fn on_conflict(self, conflict: impl FnOnce() -> ApiError) -> Result<T, ApiError> {
+        self.map_err(|e| match e {
+            StoreError::Conflict(_) => conflict(),
+            other => other.into(),
+        })
+    }
+}
+
+impl<T> OnConflict<T> for Result<T, sqlx::Error> {
+    fn on_conflict(self, conflict: impl FnOnce() -> ApiError) -> Result<T, ApiError> {
+        self.map_err(StoreError::from_sqlx).on_conflict(conflict)
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::Internal(e.to_string())

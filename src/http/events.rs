@@ -1,103 +1,35 @@
 //! `GET /api/v1/tenants/{id}/events`: a tenant's status transitions, deployment
 //! log rows and resource alerts as they happen (Server-Sent Events), so the
 //! wizard's progress step and dashboards update without polling. Postgres
-//! triggers NOTIFY on every change; one listener per process fans them out.
+//! triggers NOTIFY on every change; `store::notify::Activity` fans them out.
 //! Event ids are resume points (`d<deployment row>.e<event row>`): a reconnect
 //! with `Last-Event-ID` replays what was missed from the tables.
 
 use std::convert::Infallible;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde::Deserialize;
 use serde_json::json;
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
-use super::auth::Caller;
+use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::TenantPath;
 use super::logs::KEEPALIVE;
 use super::tenants::load_visible;
 use super::ApiRouter;
-use crate::app::AppState;
+use utoipa_axum::routes;
+use crate::http::AppState;
 use crate::domain::TenantId;
-use crate::store::{deployments, metrics, tenants};
+use crate::store::notify::Change;
+use crate::store::{deployments, tenants, usage};
 use crate::telemetry::GaugeGuard;
 
-pub const CHANNEL: &str = "fresco_tenant_activity";
-
 pub fn router() -> ApiRouter {
-    ApiRouter::new().get("/api/v1/tenants/{id}/events", events)
-}
-
-/// Fans tenant changes (NOTIFY from Postgres triggers) out to open streams.
-#[derive(Debug, Clone)]
-pub struct Activity {
-    sender: Option<broadcast::Sender<Change>>,
-}
-
-/// A change to some tenant, as NOTIFY reported it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Change {
-    pub tenant_id: uuid::Uuid,
-    pub kind: String,
-}
-
-impl Activity {
-    pub fn new() -> Self {
-        let (sender, _) = broadcast::channel(1024);
-        Self {
-            sender: Some(sender),
-        }
-    }
-
-    pub fn subscribe(&self) -> Option<broadcast::Receiver<Change>> {
-        self.sender.as_ref().map(|s| s.subscribe())
-    }
-
-    /// Listens for tenant activity until `shutdown`, reconnecting as needed.
-    pub async fn run(self, pool: PgPool, shutdown: CancellationToken) {
-        let Some(sender) = self.sender else { return };
-        loop {
-            let mut listener = match PgListener::connect_with(&pool).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for tenant activity; retrying");
-                    tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(2)) => continue }
-                }
-            };
-            if listener.listen(CHANNEL).await.is_err() {
-                tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(2)) => continue }
-            }
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = listener.recv() => match n {
-                        Ok(n) => {
-                            if let Ok(change) = serde_json::from_str::<Change>(n.payload()) {
-                                let _ = sender.send(change);
-                            }
-                        }
-                        Err(_) => break,
-                    },
-                }
-            }
-        }
-    }
-}
-
-impl Default for Activity {
-    fn default() -> Self {
-        Self::new()
-    }
+    ApiRouter::new().routes(routes!(events))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -124,7 +56,7 @@ struct Stream {
     state: AppState,
     tenant: TenantId,
     resume: Resume,
-    receiver: Option<broadcast::Receiver<Change>>,
+    receiver: broadcast::Receiver<Change>,
     pending: std::collections::VecDeque<Event>,
     last_status: Option<serde_json::Value>,
     started: bool,
@@ -147,7 +79,7 @@ impl Stream {
                 );
             }
         }
-        if let Ok(rows) = metrics::events_after(pool, self.tenant, self.resume.event).await {
+        if let Ok(rows) = usage::events_after(pool, self.tenant, self.resume.event).await {
             for row in rows {
                 self.resume.event = row.id;
                 let data = serde_json::to_string(&row).unwrap_or_default();
@@ -186,8 +118,7 @@ impl Stream {
                 self.catch_up().await;
                 continue;
             }
-            let receiver = self.receiver.as_mut()?;
-            match receiver.recv().await {
+            match self.receiver.recv().await {
                 Ok(change) if change.tenant_id == self.tenant.0 => self.catch_up().await,
                 Ok(_) => {}
                 // Missed some notifications: the tables still have everything.

@@ -6,12 +6,13 @@ use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody};
 use super::ApiRouter;
-use crate::app::AppState;
+use utoipa_axum::routes;
+use crate::http::AppState;
 
 pub fn router() -> ApiRouter {
     ApiRouter::new()
-        .get("/api/health", health)
-        .get("/api/ready", ready)
+        .routes(routes!(health))
+        .routes(routes!(ready))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -37,10 +38,7 @@ pub async fn health() -> Json<HealthView> {
 #[utoipa::path(get, path = "/api/ready", operation_id = "platform.ready", tag = "platform",
     responses((status = 200, body = ReadyView), (status = 503, body = ErrorBody)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<ReadyView>, ApiError> {
-    let postgres = sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(&state.pool)
-        .await
-        .is_ok();
+    let postgres = crate::store::ping(&state.pool).await;
     let docker = state.runtime.ping().await.is_ok();
     if postgres && docker {
         Ok(Json(ReadyView {

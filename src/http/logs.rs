@@ -22,12 +22,13 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::Caller;
+use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, TenantPath};
 use super::tenants::load_visible;
 use super::ApiRouter;
-use crate::app::AppState;
+use utoipa_axum::routes;
+use crate::http::AppState;
 use crate::domain::TenantId;
 use crate::provision::runtime::{LogLine, LogRequest, LogStream};
 use crate::provision::RunState;
@@ -41,7 +42,7 @@ const MAX_LINES: u64 = 100_000;
 const FOLLOW_OVERLAP: u64 = 200;
 
 pub fn router() -> ApiRouter {
-    ApiRouter::new().get("/api/v1/tenants/{id}/logs", logs)
+    ApiRouter::new().routes(routes!(logs))
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]

@@ -1,108 +1,66 @@
 //! The HTTP API: one router per resource, merged here, with request ids, rate
-//! limits and a span per request named by its route pattern. Every route is
-//! registered through `ApiRouter`, which keeps the list the OpenAPI test checks
-//! against the generated document.
+//! limits and a span per request named by its route pattern. Each route is
+//! written once, in its handler's `#[utoipa::path]`, and registered with
+//! `utoipa_axum::routes!`, so the OpenAPI document is what the router serves.
 
-pub mod account;
 pub mod admin;
 pub mod api_keys;
 pub mod auth;
+pub mod caller;
 pub mod client;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod health;
 pub mod logs;
-pub mod metrics;
-pub mod observe;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
+mod state;
+pub mod telemetry;
 pub mod tenants;
+pub mod usage;
 pub mod wizard;
 
 use axum::extract::{MatchedPath, Request};
-use axum::handler::Handler;
-use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
 use error::ApiError;
+pub use state::AppState;
 
-/// A router that remembers what it serves: (METHOD, path) pairs.
-pub struct ApiRouter {
-    router: Router<AppState>,
-    routes: Vec<(&'static str, &'static str)>,
-}
-
-macro_rules! method {
-    ($name:ident, $routing:ident, $verb:literal) => {
-        pub fn $name<H, T>(mut self, path: &'static str, handler: H) -> Self
-        where
-            H: Handler<T, AppState>,
-            T: 'static,
-        {
-            self.router = self.router.route(path, $routing(handler));
-            self.routes.push(($verb, path));
-            self
-        }
-    };
-}
-
-impl ApiRouter {
-    pub fn new() -> Self {
-        Self {
-            router: Router::new(),
-            routes: Vec::new(),
-        }
-    }
-
-    method!(get, get, "GET");
-    method!(post, post, "POST");
-    method!(patch, patch, "PATCH");
-    method!(delete, delete, "DELETE");
-
-    pub fn merge(mut self, other: ApiRouter) -> Self {
-        self.router = self.router.merge(other.router);
-        self.routes.extend(other.routes);
-        self
-    }
-}
-
-impl Default for ApiRouter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// A resource's routes together with their OpenAPI description.
+pub type ApiRouter = OpenApiRouter<AppState>;
 
 fn api() -> ApiRouter {
-    ApiRouter::new()
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(openapi::router())
-        .merge(account::router())
+        .merge(auth::router())
         .merge(api_keys::router())
         .merge(wizard::router())
         .merge(tenants::router())
         .merge(logs::router())
         .merge(events::router())
-        .merge(metrics::router())
-        .merge(observe::router())
+        .merge(usage::router())
+        .merge(telemetry::router())
         .merge(admin::router())
 }
 
-/// Every (METHOD, path) the API serves, as registered.
-pub fn route_table() -> Vec<(&'static str, &'static str)> {
-    api().routes
+/// The OpenAPI document of everything `router` serves.
+pub fn document() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
 }
 
 pub fn router(state: AppState) -> Router {
-    api()
-        .router
+    let (routes, _) = api().split_for_parts();
+    routes
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::middleware))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), observe::middleware))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), telemetry::middleware))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
             let route = route.unwrap_or_else(|| "unmatched".to_owned());

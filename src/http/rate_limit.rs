@@ -1,5 +1,7 @@
-//! Fixed-window rate limits kept in memory. The platform runs as one process on
-//! one host, so a process-local counter is the whole truth; a restart forgets.
+//! Every rate limit of the API, kept in memory: the general per-caller budget
+//! (a middleware), login and password-reset attempts, signups, deploys and
+//! lifecycle actions. Fixed windows; the platform runs as one process on one
+//! host, so a process-local counter is the whole truth; a restart forgets.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +13,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::ApiError;
-use crate::app::AppState;
+use super::AppState;
+use crate::store::audit::Origin;
 use crate::store::users::hash_key;
 
 pub struct RateLimiter {
@@ -56,10 +59,15 @@ impl RateLimiter {
     }
 }
 
+/// The API's limiters, each rule a method: its budget and its key in one place.
 pub struct Limiters {
-    pub general: RateLimiter,
-    pub login: RateLimiter,
-    pub actions: RateLimiter,
+    general: RateLimiter,
+    login: RateLimiter,
+    actions: RateLimiter,
+}
+
+fn ip(origin: &Origin) -> &str {
+    origin.ip.as_deref().unwrap_or("-")
 }
 
 impl Limiters {
@@ -69,6 +77,43 @@ impl Limiters {
             login: RateLimiter::new(cfg.login, Duration::from_secs(cfg.login_window_secs)),
             actions: RateLimiter::new(cfg.actions, Duration::from_secs(cfg.actions_window_secs)),
         }
+    }
+
+    /// A login or password-reset request: counted per client address and per email.
+    pub fn login_attempt(&self, origin: &Origin, email: &str) -> Result<(), ApiError> {
+        self.login_from(origin)?;
+        self.login.check(
+            &format!("email:{}", email.trim().to_lowercase()),
+            "attempts for this account",
+        )
+    }
+
+    /// A password-reset confirmation: counted per client address.
+    pub fn login_from(&self, origin: &Origin) -> Result<(), ApiError> {
+        self.login
+            .check(&format!("ip:{}", ip(origin)), "attempts from this address")
+    }
+
+    /// A new signup session, per client address (on the login budget).
+    pub fn signup(&self, origin: &Origin) -> Result<(), ApiError> {
+        self.login.check(
+            &format!("signup-ip:{}", ip(origin)),
+            "signups from this address",
+        )
+    }
+
+    /// A wizard deploy, per client address (on the actions budget).
+    pub fn wizard_deploy(&self, origin: &Origin) -> Result<(), ApiError> {
+        self.actions.check(
+            &format!("deploy-ip:{}", ip(origin)),
+            "deployments from this address",
+        )
+    }
+
+    /// Something a signed-in user asks the platform to do (a deploy, a lifecycle
+    /// action, an email), per user; `what` names it in the refusal.
+    pub fn user_action(&self, user: uuid::Uuid, what: &str) -> Result<(), ApiError> {
+        self.actions.check(&format!("user:{user}"), what)
     }
 }
 

@@ -54,10 +54,6 @@ impl DockerRuntime {
         })
     }
 
-    pub fn client(&self) -> &Docker {
-        &self.docker
-    }
-
     fn instance_filters(&self) -> HashMap<String, Vec<String>> {
         HashMap::from([(
             "label".to_owned(),

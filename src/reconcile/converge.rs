@@ -16,6 +16,7 @@ use crate::provision::labels::SPEC_HASH;
 use crate::provision::runtime::ContainerInfo;
 use crate::provision::spec::{self, DbTarget, ResourceLimits, SpecInput};
 use crate::provision::{ContainerSpec, Health, RunState, RuntimeError};
+use crate::store::locks::TenantLock;
 use crate::store::tenants::{Completion, Tenant};
 use crate::store::{self, StoreError};
 
@@ -62,36 +63,17 @@ fn new_password() -> String {
 
 impl Reconciler {
     pub(super) async fn pass(&self, id: TenantId) {
-        let pool = &self.inner.pool;
-        // Serialise work on a tenant across processes: a session-level advisory
-        // lock held on one connection for the whole pass.
-        let mut lock_conn = match pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => return warn!(error = %e, "no connection for the tenant lock"),
-        };
-        let locked: bool = match sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(id.lock_key())
-            .fetch_one(&mut *lock_conn)
-            .await
-        {
-            Ok(l) => l,
+        // Serialise work on a tenant across processes: the lock is held on one
+        // connection for the whole pass.
+        let lock = match TenantLock::try_acquire(&self.inner.pool, id).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return,
             Err(e) => return warn!(error = %e, "could not take the tenant lock"),
         };
-        if !locked {
-            return;
-        }
         if let Err(e) = self.pass_locked(id).await {
             warn!(error = %e, "reconcile pass failed");
         }
-        if let Err(e) = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(id.lock_key())
-            .execute(&mut *lock_conn)
-            .await
-        {
-            // Closing the connection releases the lock.
-            warn!(error = %e, "could not release the tenant lock; dropping the connection");
-            let _ = lock_conn.detach();
-        }
+        lock.release().await;
     }
 
     async fn pass_locked(&self, id: TenantId) -> Result<(), ConvergeError> {
@@ -173,7 +155,7 @@ impl Reconciler {
 
     /// Records how long the tenant's action took, by action and outcome.
     fn observe(&self, tenant: &Tenant, outcome: &str) {
-        if let (Some(action), Some(started)) = (tenant.action(), tenant.action_started_at) {
+        if let (Some(action), Some(started)) = (tenant.current_action, tenant.action_started_at) {
             let seconds = (Utc::now() - started).num_milliseconds().max(0) as f64 / 1000.0;
             self.inner
                 .telemetry
@@ -193,12 +175,12 @@ impl Reconciler {
     /// For a converged tenant: has the world moved away from what it should be?
     async fn drift(&self, tenant: &Tenant) -> Result<Option<(Action, String)>, ConvergeError> {
         let id = tenant.tenant_id();
-        let status = tenant.status();
+        let status = tenant.status;
         if matches!(status, TenantStatus::Error | TenantStatus::Destroyed) {
             return Ok(None);
         }
         let info = self.inner.runtime.inspect(id).await?;
-        let drift = match tenant.desired() {
+        let drift = match tenant.desired_state {
             DesiredState::Running => match &info {
                 None => Some((Action::Recover, "container is missing".to_owned())),
                 Some(c)
@@ -310,7 +292,7 @@ impl Reconciler {
     }
 
     async fn converge(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
-        match tenant.desired() {
+        match tenant.desired_state {
             DesiredState::Running => self.converge_running(tenant).await,
             DesiredState::Stopped => self.converge_stopped(tenant).await,
             DesiredState::Destroyed => self.converge_destroyed(tenant).await,
@@ -320,7 +302,7 @@ impl Reconciler {
     async fn converge_running(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
         let id = tenant.tenant_id();
         let runtime = &self.inner.runtime;
-        if tenant.status() != TenantStatus::Provisioning {
+        if tenant.status != TenantStatus::Provisioning {
             store::tenants::set_status(&self.inner.pool, id, TenantStatus::Provisioning).await?;
         }
         let progress =
@@ -352,7 +334,7 @@ impl Reconciler {
             runtime.start(id).await?;
             info = runtime.inspect(id).await?;
         } else if let Some(c) = &info {
-            let restart_pending = tenant.action() == Some(Action::Restart)
+            let restart_pending = tenant.current_action == Some(Action::Restart)
                 && c.started_at
                     .zip(tenant.action_started_at)
                     .is_none_or(|(s, a)| s < a);
@@ -426,7 +408,7 @@ impl Reconciler {
 
     async fn converge_destroyed(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
         let id = tenant.tenant_id();
-        if tenant.status() != TenantStatus::Destroying {
+        if tenant.status != TenantStatus::Destroying {
             store::tenants::set_status(&self.inner.pool, id, TenantStatus::Destroying).await?;
         }
         self.inner.runtime.remove(id).await?;

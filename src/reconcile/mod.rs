@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -23,7 +22,7 @@ use crate::config::{ReconcileConfig, TenantConfig};
 use crate::domain::TenantId;
 use crate::provision::database::DbOrphans;
 use crate::provision::{TenantDatabases, TenantRuntime};
-use crate::store::{self, TENANT_CHANNEL};
+use crate::store::{self, notify};
 use crate::telemetry::Telemetry;
 
 pub use converge::ConvergeError;
@@ -101,10 +100,6 @@ impl Reconciler {
                 telemetry,
             }),
         }
-    }
-
-    pub fn databases(&self) -> &TenantDatabases {
-        &self.inner.dbs
     }
 
     /// Runs until `shutdown` is cancelled, then waits for passes under way.
@@ -248,36 +243,21 @@ impl Reconciler {
     }
 }
 
+/// Wakes the tenant named by each notification on the reconciler's channel.
 async fn listen_notifications(
     pool: PgPool,
     tx: mpsc::UnboundedSender<Wake>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                warn!(error = %e, "cannot listen for tenant changes; retrying");
-                tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(2)) => continue }
+    notify::listen(&pool, notify::TENANT_CHANNEL, &shutdown, |payload| {
+        match payload.parse() {
+            Ok(id) => {
+                let _ = tx.send(Wake::Tenant(id));
             }
-        };
-        if let Err(e) = listener.listen(TENANT_CHANNEL).await {
-            warn!(error = %e, "LISTEN failed; retrying");
-            tokio::select! { _ = shutdown.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(2)) => continue }
+            Err(_) => debug!(payload, "ignoring malformed notification"),
         }
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                message = listener.recv() => match message {
-                    Ok(n) => match n.payload().parse() {
-                        Ok(id) => { let _ = tx.send(Wake::Tenant(id)); }
-                        Err(_) => debug!(payload = n.payload(), "ignoring malformed notification"),
-                    },
-                    Err(e) => { warn!(error = %e, "notification stream broke; reconnecting"); break; }
-                },
-            }
-        }
-    }
+    })
+    .await
 }
 
 async fn watch_docker(

@@ -15,12 +15,38 @@ pub struct Origin {
     pub user_agent: Option<String>,
 }
 
+/// One line of the trail: `user_id` did `action` (e.g. `tenant.stop`) to the target.
 pub struct Entry<'a> {
     pub user_id: Option<Uuid>,
     pub action: &'a str,
     pub target_type: Option<&'a str>,
     pub target_id: Option<String>,
     pub metadata: Value,
+}
+
+impl<'a> Entry<'a> {
+    pub fn new(user_id: Option<Uuid>, action: &'a str) -> Self {
+        Self {
+            user_id,
+            action,
+            target_type: None,
+            target_id: None,
+            metadata: Value::Object(Default::default()),
+        }
+    }
+
+    /// What the action was done to, e.g. `("tenant", id)`.
+    pub fn on(self, target_type: &'a str, target_id: impl ToString) -> Self {
+        Self {
+            target_type: Some(target_type),
+            target_id: Some(target_id.to_string()),
+            ..self
+        }
+    }
+
+    pub fn with(self, metadata: Value) -> Self {
+        Self { metadata, ..self }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]

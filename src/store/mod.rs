@@ -1,11 +1,14 @@
 //! sqlx queries on the platform schema, one file per table group.
 
 pub mod audit;
+mod columns;
 pub mod deployments;
-pub mod metrics;
+pub mod locks;
+pub mod notify;
 pub mod sessions;
 pub mod signup;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 
 use std::time::Duration;
@@ -16,9 +19,6 @@ use sqlx::PgPool;
 use crate::config::DbConfig;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// NOTIFY channel that wakes the reconciler; the payload is a tenant id.
-pub const TENANT_CHANNEL: &str = "fresco_tenant_changes";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -50,6 +50,14 @@ pub async fn connect(cfg: &DbConfig) -> Result<PgPool, sqlx::Error> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options.application_name("fresco-platform"))
         .await
+}
+
+/// Does the platform database answer? (Readiness.)
+pub async fn ping(pool: &PgPool) -> bool {
+    sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(pool)
+        .await
+        .is_ok()
 }
 
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {

@@ -58,7 +58,7 @@ pub async fn user_for_token(
         DateTime<Utc>,
         Uuid,
         String,
-        String,
+        crate::domain::Role,
         DateTime<Utc>,
     );
     let found: Option<Row> = sqlx::query_as(

@@ -7,7 +7,9 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::deployments;
-use super::{StoreError, TENANT_CHANNEL};
+use super::notify::TENANT_CHANNEL;
+use super::StoreError;
+use crate::domain::lifecycle::Intent;
 use crate::domain::{Action, DeploymentStatus, DesiredState, Subdomain, TenantId, TenantStatus};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,11 +18,12 @@ pub struct Tenant {
     pub user_id: Uuid,
     pub tenant_identifier: String,
     pub subdomain: String,
-    pub status: String,
-    pub desired_state: String,
+    pub status: TenantStatus,
+    pub desired_state: DesiredState,
     pub generation: i64,
     pub observed_generation: i64,
-    pub current_action: Option<String>,
+    /// The lifecycle action the reconciler is working on, if any.
+    pub current_action: Option<Action>,
     pub action_started_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub attempts: i32,
@@ -47,14 +50,14 @@ impl Tenant {
     pub fn tenant_id(&self) -> TenantId {
         TenantId(self.id)
     }
-    pub fn status(&self) -> TenantStatus {
-        self.status.parse().unwrap_or(TenantStatus::Error)
-    }
-    pub fn desired(&self) -> DesiredState {
-        self.desired_state.parse().unwrap_or(DesiredState::Stopped)
-    }
-    pub fn action(&self) -> Option<Action> {
-        self.current_action.as_deref().and_then(|a| a.parse().ok())
+    /// What the lifecycle rules (`domain::lifecycle`) look at.
+    pub fn lifecycle(&self) -> crate::domain::lifecycle::Current {
+        crate::domain::lifecycle::Current {
+            desired: self.desired_state,
+            status: self.status,
+            in_flight: self.current_action,
+            ever_started: self.first_started_at.is_some(),
+        }
     }
     /// The owner's intent has been fully applied and nothing is in flight.
     pub fn converged(&self) -> bool {
@@ -206,12 +209,15 @@ pub async fn set_progress(pool: &PgPool, id: TenantId, step: &str) -> Result<(),
 pub async fn record_intent(
     tx: &mut Transaction<'_, Postgres>,
     current: &Tenant,
-    action: Action,
-    desired: DesiredState,
-    status: Option<TenantStatus>,
+    intent: Intent,
 ) -> Result<Tenant, StoreError> {
+    let Intent {
+        desired,
+        status,
+        logged_as: action,
+    } = intent;
     let id = current.tenant_id();
-    if let Some(previous) = current.action() {
+    if let Some(previous) = current.current_action {
         deployments::append(
             &mut **tx,
             id,
@@ -362,7 +368,7 @@ pub async fn complete(
     .bind(done.deployed)
     .execute(&mut *tx)
     .await?;
-    if let Some(action) = current.action() {
+    if let Some(action) = current.current_action {
         let mut metadata = done.metadata;
         if let Value::Object(map) = &mut metadata {
             if let Some(started) = current.action_started_at {
@@ -416,7 +422,7 @@ pub async fn fail(
         .bind(attempts)
         .execute(&mut *tx)
         .await?;
-        if let Some(action) = current.action() {
+        if let Some(action) = current.current_action {
             let duration = current
                 .action_started_at
                 .map(|s| (Utc::now() - s).num_milliseconds());

@@ -14,7 +14,7 @@ use crate::domain::Role;
 pub struct User {
     pub id: Uuid,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: DateTime<Utc>,
 }
 
@@ -26,7 +26,7 @@ pub const USER_COLUMNS: &str = "u.id, u.email, u.role, u.created_at";
 pub struct Account {
     pub id: Uuid,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     pub name: Option<String>,
     pub email_verified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -46,12 +46,6 @@ pub struct ApiKeyInfo {
     pub last_used_ip: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
-}
-
-impl User {
-    pub fn role(&self) -> Role {
-        self.role.parse().unwrap_or(Role::Member)
-    }
 }
 
 /// A freshly created key: the only time the full secret exists outside the caller.
@@ -118,7 +112,7 @@ pub async fn create_admin_with_key(
     tx.commit().await?;
     Ok((
         User {
-            role: Role::Admin.as_str().to_owned(),
+            role: Role::Admin,
             ..user
         },
         key,

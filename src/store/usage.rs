@@ -1,5 +1,5 @@
-//! Resource samples (with retention and downsampled reads) and the tenant event
-//! history that resource alerts write to.
+//! Tenant resource usage: the samples (with retention and downsampled reads) in
+//! `tenant_metrics`, and the tenant event history that usage alerts write to.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,7 +13,8 @@ use crate::domain::TenantId;
 /// One stored sample, or one bucket of a downsampled series.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MetricPoint {
+#[schema(as = MetricPoint)]
+pub struct UsagePoint {
     pub at: DateTime<Utc>,
     pub cpu_percent: Option<f64>,
     pub memory_bytes: i64,
@@ -27,7 +28,7 @@ pub struct MetricPoint {
 
 pub struct NewPoint {
     pub tenant: TenantId,
-    pub point: MetricPoint,
+    pub point: UsagePoint,
 }
 
 /// Stores one sampler pass in a single statement.
@@ -35,7 +36,7 @@ pub async fn insert(pool: &PgPool, points: &[NewPoint]) -> Result<(), StoreError
     if points.is_empty() {
         return Ok(());
     }
-    let col = |f: fn(&MetricPoint) -> i64| points.iter().map(|p| f(&p.point)).collect::<Vec<i64>>();
+    let col = |f: fn(&UsagePoint) -> i64| points.iter().map(|p| f(&p.point)).collect::<Vec<i64>>();
     sqlx::query(
         "INSERT INTO tenant_metrics (tenant_id, sampled_at, cpu_percent, memory_bytes, memory_limit_bytes,
                 network_rx_bytes, network_tx_bytes, block_read_bytes, block_write_bytes, pids)
@@ -77,8 +78,8 @@ pub async fn series(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     step_secs: i64,
-) -> Result<Vec<MetricPoint>, StoreError> {
-    Ok(sqlx::query_as::<_, MetricPoint>(
+) -> Result<Vec<UsagePoint>, StoreError> {
+    Ok(sqlx::query_as::<_, UsagePoint>(
         "SELECT date_bin(make_interval(secs => $4), sampled_at, $2) AS at,
                 avg(cpu_percent) AS cpu_percent,
                 max(memory_bytes) AS memory_bytes,

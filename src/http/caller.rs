@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::client::Client;
 use super::error::ApiError;
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::domain::Role;
 use crate::store::sessions;
 use crate::store::tenants::Tenant;
@@ -32,7 +32,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn is_admin(&self) -> bool {
-        self.user.role() == Role::Admin
+        self.user.role == Role::Admin
     }
 
     /// Owners see their own tenants, admins see all; anything else is reported

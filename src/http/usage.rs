@@ -1,4 +1,4 @@
-//! Tenant metrics over HTTP: current use with an optional history series
+//! Tenant resource usage over HTTP: current use with an optional history series
 //! (`tenants.getMetrics`), and a live stream of samples.
 
 use std::convert::Infallible;
@@ -13,15 +13,16 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::auth::Caller;
+use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, TenantPath};
 use super::logs::{parse_time, KEEPALIVE};
 use super::tenants::load_visible;
 use super::ApiRouter;
-use crate::app::AppState;
-use crate::metrics::CurrentMetrics;
-use crate::store::metrics::{self, MetricPoint};
+use utoipa_axum::routes;
+use crate::http::AppState;
+use crate::usage::CurrentUsage;
+use crate::store::usage::{self, UsagePoint};
 use crate::telemetry::GaugeGuard;
 
 /// At most this many points per series; longer ranges are downsampled.
@@ -29,14 +30,14 @@ const MAX_POINTS: i64 = 300;
 
 pub fn router() -> ApiRouter {
     ApiRouter::new()
-        .get("/api/v1/tenants/{id}/metrics", get_metrics)
-        .get("/api/v1/tenants/{id}/metrics/stream", stream_metrics)
+        .routes(routes!(get_metrics))
+        .routes(routes!(stream_metrics))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct MetricsQuery {
+pub struct UsageQuery {
     /// Series start: RFC 3339 or relative (`1h`); default 1 hour ago.
     pub from: Option<String>,
     /// Series end; default now.
@@ -47,26 +48,27 @@ pub struct MetricsQuery {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MetricsView {
+#[schema(as = MetricsView)]
+pub struct UsageView {
     /// Null when the container is not running.
-    pub current: Option<CurrentMetrics>,
+    pub current: Option<CurrentUsage>,
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub step_seconds: i64,
-    pub series: Vec<MetricPoint>,
+    pub series: Vec<UsagePoint>,
 }
 
 /// Current use (CPU, memory, network, block I/O, pids) and its history.
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/metrics", operation_id = "tenants.getMetrics", tag = "tenants",
-    params(("id" = uuid::Uuid, Path, description = "tenant id"), MetricsQuery),
-    responses((status = 200, body = MetricsView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    params(("id" = uuid::Uuid, Path, description = "tenant id"), UsageQuery),
+    responses((status = 200, body = UsageView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn get_metrics(
     State(state): State<AppState>,
     caller: Caller,
     path: TenantPath,
-    ApiQuery(q): ApiQuery<MetricsQuery>,
-) -> Result<Json<MetricsView>, ApiError> {
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> Result<Json<UsageView>, ApiError> {
     let tenant = load_visible(&state, &caller, &path).await?;
     let to =
         q.to.as_deref()
@@ -106,11 +108,11 @@ pub async fn get_metrics(
             ))
         }
         Some(s) => s,
-        None => min_step.max(state.metrics.config().metrics_interval_secs as i64),
+        None => min_step.max(state.usage.config().metrics_interval_secs as i64),
     };
-    let series = metrics::series(&state.pool, tenant.tenant_id(), from, to, step).await?;
-    let current = state.metrics.current(&tenant).await;
-    Ok(Json(MetricsView {
+    let series = usage::series(&state.pool, tenant.tenant_id(), from, to, step).await?;
+    let current = state.usage.current(&tenant).await;
+    Ok(Json(UsageView {
         current,
         from,
         to,
@@ -130,7 +132,7 @@ pub async fn stream_metrics(
     path: TenantPath,
 ) -> Result<Response, ApiError> {
     let tenant = load_visible(&state, &caller, &path).await?;
-    let every = Duration::from_secs(state.metrics.config().stream_interval_secs.max(1));
+    let every = Duration::from_secs(state.usage.config().stream_interval_secs.max(1));
     let guard = GaugeGuard::new(&state.telemetry.open_event_streams);
     let shutdown = state.shutdown.clone().cancelled_owned();
     let seed = (state, tenant, guard, true);
@@ -138,7 +140,7 @@ pub async fn stream_metrics(
         if !first {
             tokio::time::sleep(every).await;
         }
-        let current = state.metrics.current(&tenant).await;
+        let current = state.usage.current(&tenant).await;
         let event = Event::default()
             .event("metrics")
             .data(json!(current).to_string());

@@ -1,6 +1,7 @@
-//! Tenant resource metrics: a sampler that records every active tenant at an
+//! Tenant resource usage: a sampler that records every active tenant at an
 //! interval (Docker stats calls in parallel, one batched insert per pass),
-//! retention, CPU percentages from consecutive samples, and sustained-use alerts.
+//! retention, CPU percentages from consecutive samples, and sustained-use
+//! alerts. (The platform's own Prometheus metrics are `telemetry`.)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,14 +20,15 @@ use crate::domain::TenantId;
 use crate::provision::runtime::StatsSample;
 use crate::provision::spec::ResourceLimits;
 use crate::provision::TenantRuntime;
-use crate::store::metrics::{self as store, MetricPoint, NewPoint};
+use crate::store::usage::{self as store, NewPoint, UsagePoint};
 use crate::store::tenants::{self, Tenant};
 use crate::telemetry::Telemetry;
 
 /// What a tenant uses now.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CurrentMetrics {
+#[schema(as = CurrentMetrics)]
+pub struct CurrentUsage {
     /// Share of one core ×100 (as `docker stats`); null until two samples exist.
     pub cpu_percent: Option<f64>,
     /// CPU use as a share of the tenant's CPU limit.
@@ -45,7 +47,7 @@ pub struct CurrentMetrics {
 #[derive(Default)]
 struct Tracked {
     last: Option<StatsSample>,
-    digested: Option<CurrentMetrics>,
+    digested: Option<CurrentUsage>,
     high_streak: u32,
     alerting: bool,
 }
@@ -59,7 +61,7 @@ pub struct PassReport {
 }
 
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Usage {
     inner: Arc<Inner>,
 }
 
@@ -78,7 +80,7 @@ fn cpu_percent(previous: &StatsSample, now: &StatsSample) -> Option<f64> {
     (system > 0.0).then(|| cpu / system * now.online_cpus.max(1) as f64 * 100.0)
 }
 
-impl Metrics {
+impl Usage {
     pub fn new(
         pool: PgPool,
         runtime: Arc<dyn TenantRuntime>,
@@ -111,7 +113,7 @@ impl Metrics {
 
     /// Turns a raw sample into percentages, against the previous sample of the
     /// same tenant, and remembers it.
-    fn digest(&self, tenant: &Tenant, sample: StatsSample) -> CurrentMetrics {
+    fn digest(&self, tenant: &Tenant, sample: StatsSample) -> CurrentUsage {
         let mut tracked = self.inner.tracked.lock().unwrap_or_else(|p| p.into_inner());
         let entry = tracked.entry(tenant.tenant_id()).or_default();
         let cpu = entry
@@ -119,7 +121,7 @@ impl Metrics {
             .as_ref()
             .and_then(|prev| cpu_percent(prev, &sample));
         let limit = self.cpu_limit(tenant);
-        let current = CurrentMetrics {
+        let current = CurrentUsage {
             cpu_percent: cpu,
             cpu_of_limit_percent: cpu.map(|c| c / (limit.max(0.01) * 100.0) * 100.0),
             memory_bytes: sample.memory_bytes,
@@ -142,7 +144,7 @@ impl Metrics {
     }
 
     /// The tenant's use right now; None when its container is not running.
-    pub async fn current(&self, tenant: &Tenant) -> Option<CurrentMetrics> {
+    pub async fn current(&self, tenant: &Tenant) -> Option<CurrentUsage> {
         match self.inner.runtime.stats(tenant.tenant_id()).await {
             Ok(Some(sample)) => Some(self.digest(tenant, sample)),
             Ok(None) => None,
@@ -157,7 +159,7 @@ impl Metrics {
     /// The tenant's use as of at most `max_age` ago: the last sample when it is
     /// fresh enough, else a new one. Keeps a busy page (or a poller) from
     /// turning every read into a Docker stats call.
-    pub async fn recent(&self, tenant: &Tenant, max_age: Duration) -> Option<CurrentMetrics> {
+    pub async fn recent(&self, tenant: &Tenant, max_age: Duration) -> Option<CurrentUsage> {
         let cached = {
             let tracked = self.inner.tracked.lock().unwrap_or_else(|p| p.into_inner());
             tracked
@@ -182,7 +184,7 @@ impl Metrics {
         let started = Instant::now();
         let active = tenants::active(&self.inner.pool).await?;
         let concurrency = self.inner.cfg.sampler_concurrency.max(1);
-        let results: Vec<(Tenant, Option<CurrentMetrics>)> =
+        let results: Vec<(Tenant, Option<CurrentUsage>)> =
             futures::stream::iter(active.iter().cloned())
                 .map(|t| async move {
                     let current = self.current(&t).await;
@@ -196,7 +198,7 @@ impl Metrics {
             .filter_map(|(t, m)| {
                 m.as_ref().map(|m| NewPoint {
                     tenant: t.tenant_id(),
-                    point: MetricPoint {
+                    point: UsagePoint {
                         at: m.sampled_at,
                         cpu_percent: m.cpu_percent,
                         memory_bytes: m.memory_bytes as i64,
@@ -236,7 +238,7 @@ impl Metrics {
     async fn check_alert(
         &self,
         tenant: &Tenant,
-        m: &CurrentMetrics,
+        m: &CurrentUsage,
     ) -> Result<(), crate::store::StoreError> {
         let threshold = self.inner.cfg.alert_threshold_percent;
         let memory_high = m.memory_percent > threshold;
@@ -314,7 +316,7 @@ impl Metrics {
                         }
                         Err(e) => {
                             self.inner.telemetry.postgres_errors.inc();
-                            warn!(error = %e, "metrics sampler pass failed");
+                            warn!(error = %e, "usage sampler pass failed");
                         }
                     }
                 }

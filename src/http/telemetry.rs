@@ -11,10 +11,11 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ErrorBody};
 use super::ApiRouter;
-use crate::app::AppState;
+use utoipa_axum::routes;
+use crate::http::AppState;
 
 pub fn router() -> ApiRouter {
-    ApiRouter::new().get("/metrics", prometheus)
+    ApiRouter::new().routes(routes!(prometheus))
 }
 
 /// Compares two secrets without leaking where they differ through timing.

@@ -1,0 +1,172 @@
+//! Passwords: change (signed in), strength score, and reset by emailed token.
+
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use axum::extract::State;
+use axum::Json;
+
+use crate::http::caller::Caller;
+use crate::http::client::Client;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
+use crate::store::audit::{self, Entry};
+use crate::domain::password::{self, Strength};
+use crate::mail::OutgoingMail;
+use crate::store::sessions::{self, TokenPurpose};
+use crate::store::users;
+
+use super::{check_password, hash_password, link, verify_password, Accepted};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StrengthRequest {
+    pub password: String,
+    pub email: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetRequest {
+    pub email: String,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResetConfirm {
+    pub token: String,
+    pub new_password: String,
+}
+
+/// Changes the password; every other session of the user ends.
+#[utoipa::path(post, path = "/api/v1/auth/password", operation_id = "auth.changePassword", tag = "auth",
+    request_body = PasswordChange,
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Client(origin): Client,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<StatusCode, ApiError> {
+    let account = users::account(&state.pool, caller.user.id).await?;
+    if !verify_password(body.current_password, account.password_hash.clone()).await {
+        return Err(ApiError::validation(
+            "currentPassword",
+            "matches",
+            "the current password is not correct",
+        ));
+    }
+    check_password(&body.new_password, &account.email, "newPassword")?;
+    let hash = hash_password(body.new_password).await?;
+    users::set_password(&state.pool, account.id, &hash).await?;
+    sessions::revoke_all(&state.pool, account.id, caller.session_id()).await?;
+    audit::record(&state.pool, &origin, Entry::new(Some(account.id), "auth.password_changed")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Scores a candidate password (0–4) for a strength indicator; stores nothing.
+#[utoipa::path(post, path = "/api/v1/auth/password-strength", operation_id = "auth.passwordStrength", tag = "auth",
+    request_body = StrengthRequest, responses((status = 200, body = Strength)))]
+pub async fn password_strength(ApiJson(body): ApiJson<StrengthRequest>) -> Json<Strength> {
+    Json(password::strength(
+        &body.password,
+        body.email.as_deref().unwrap_or_default(),
+    ))
+}
+
+/// Emails a single-use reset link if an account exists; the answer is the same
+/// either way.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", operation_id = "auth.requestPasswordReset", tag = "auth",
+    request_body = ResetRequest, responses((status = 202, body = Accepted), (status = 429, body = ErrorBody)))]
+pub async fn request_reset(
+    State(state): State<AppState>,
+    Client(origin): Client,
+    ApiJson(body): ApiJson<ResetRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    state.limits.login_attempt(&origin, &body.email)?;
+    if let Some(account) = users::account_by_email(&state.pool, body.email.trim()).await? {
+        let ttl = chrono::Duration::minutes(state.config.accounts.password_reset_ttl_minutes);
+        let token = sessions::issue_email_token(
+            &state.pool,
+            account.id,
+            &account.email,
+            TokenPurpose::PasswordReset,
+            ttl,
+        )
+        .await?;
+        let mail = OutgoingMail {
+            to: account.email.clone(),
+            subject: "Reset your Fresco Platform password".into(),
+            body: format!(
+                "Someone asked to reset the password of your Fresco Platform account.\n\n\
+                 Open this link within {} minutes to choose a new one:\n{}\n\nToken: {token}\n\n\
+                 If it was not you, ignore this message; your password stays as it is.\n",
+                ttl.num_minutes(),
+                link(&state, "reset-password", &token)
+            ),
+        };
+        state
+            .mailer
+            .send(mail)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        audit::record(&state.pool, &origin, Entry::new(Some(account.id), "auth.password_reset_requested")).await?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: "if an account exists for that email, a reset link is on its way".into(),
+        }),
+    ))
+}
+
+/// Sets a new password from an emailed token; every session of the user ends.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", operation_id = "auth.confirmPasswordReset",
+    tag = "auth", request_body = ResetConfirm,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn confirm_reset(
+    State(state): State<AppState>,
+    Client(origin): Client,
+    ApiJson(body): ApiJson<ResetConfirm>,
+) -> Result<StatusCode, ApiError> {
+    state.limits.login_from(&origin)?;
+    // Check the password first, so a bad one does not burn the token.
+    let Some(account) = peek_reset_account(&state, &body.token).await? else {
+        return Err(ApiError::BadRequest(
+            "this reset link is invalid, used or expired; ask for a new one".into(),
+        ));
+    };
+    check_password(&body.new_password, &account.email, "newPassword")?;
+    let Some((user_id, _)) =
+        sessions::consume_email_token(&state.pool, &body.token, TokenPurpose::PasswordReset)
+            .await?
+    else {
+        return Err(ApiError::BadRequest(
+            "this reset link is invalid, used or expired; ask for a new one".into(),
+        ));
+    };
+    let hash = hash_password(body.new_password).await?;
+    users::set_password(&state.pool, user_id, &hash).await?;
+    sessions::revoke_all(&state.pool, user_id, None).await?;
+    audit::record(&state.pool, &origin, Entry::new(Some(user_id), "auth.password_reset")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn peek_reset_account(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<users::Account>, ApiError> {
+    match sessions::peek_email_token(&state.pool, token, TokenPurpose::PasswordReset).await? {
+        Some(id) => Ok(Some(users::account(&state.pool, id).await?)),
+        None => Ok(None),
+    }
+}
+

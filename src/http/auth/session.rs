@@ -1,0 +1,83 @@
+//! Signing in (a session cookie) and out.
+
+use axum::http::header::SET_COOKIE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use axum::extract::State;
+use axum::Json;
+
+use crate::http::caller::Caller;
+use crate::http::client::Client;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
+use crate::store::audit::{self, Entry};
+use crate::http::admin::UserView;
+use crate::http::caller::clear_cookie;
+use crate::store::{sessions, users};
+
+use super::{open_session, verify_password};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+    /// A longer-lived session.
+    #[serde(default)]
+    pub remember_me: bool,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginView {
+    pub user: UserView,
+    pub session_expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Signs in with email and password; sets the session cookie.
+#[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "auth.login", tag = "auth", request_body = Login,
+    responses((status = 200, body = LoginView, description = "signed in; `Set-Cookie: fp_session=…; HttpOnly`"),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    State(state): State<AppState>,
+    Client(origin): Client,
+    ApiJson(body): ApiJson<Login>,
+) -> Result<Response, ApiError> {
+    state.limits.login_attempt(&origin, &body.email)?;
+    let account = users::account_by_email(&state.pool, body.email.trim()).await?;
+    let hash = account.as_ref().and_then(|a| a.password_hash.clone());
+    let ok = verify_password(body.password, hash).await && account.is_some();
+    let Some(account) = account.filter(|_| ok) else {
+        let failed = Entry::new(None, "auth.login_failed")
+            .with(json!({ "email": body.email.trim().to_lowercase() }));
+        audit::record(&state.pool, &origin, failed).await?;
+        return Err(ApiError::BadCredentials);
+    };
+    let (headers, expires) = open_session(&state, account.id, body.remember_me, &origin).await?;
+    audit::record(&state.pool, &origin, Entry::new(Some(account.id), "auth.login")).await?;
+    let view = LoginView {
+        user: account.into(),
+        session_expires_at: expires,
+    };
+    Ok((headers, Json(view)).into_response())
+}
+
+/// Ends the current session (server-side) and clears the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "auth.logout", tag = "auth",
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    Client(origin): Client,
+) -> Result<Response, ApiError> {
+    if let Some(session) = caller.session_id() {
+        sessions::revoke(&state.pool, session).await?;
+    }
+    audit::record(&state.pool, &origin, Entry::new(Some(caller.user.id), "auth.logout")).await?;
+    Ok(([(SET_COOKIE, clear_cookie())], StatusCode::NO_CONTENT).into_response())
+}
+

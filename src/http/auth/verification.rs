@@ -1,0 +1,100 @@
+//! Email verification: send a link, confirm it.
+
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use axum::extract::State;
+use axum::Json;
+
+use crate::http::caller::Caller;
+use crate::http::client::Client;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
+use crate::store::audit::{self, Entry};
+use crate::mail::OutgoingMail;
+use crate::store::sessions::{self, TokenPurpose};
+use crate::store::users;
+
+use super::{link, Accepted};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenConfirm {
+    pub token: String,
+}
+
+pub(super) async fn send_verification(state: &AppState, account: &users::Account) -> Result<(), ApiError> {
+    let ttl = chrono::Duration::hours(state.config.accounts.email_verify_ttl_hours);
+    let token = sessions::issue_email_token(
+        &state.pool,
+        account.id,
+        &account.email,
+        TokenPurpose::VerifyEmail,
+        ttl,
+    )
+    .await?;
+    let mail = OutgoingMail {
+        to: account.email.clone(),
+        subject: "Confirm your email address".into(),
+        body: format!(
+            "Confirm the email address of your Fresco Platform account by opening this link within {} hours:\n{}\n\n\
+             Token: {token}\n",
+            ttl.num_hours(),
+            link(state, "verify-email", &token)
+        ),
+    };
+    state
+        .mailer
+        .send(mail)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Emails the caller a verification link.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", operation_id = "auth.requestEmailVerification", tag = "auth",
+    responses((status = 202, body = Accepted), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn request_verification(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    state.limits.user_action(caller.user.id, "requests")?;
+    let account = users::account(&state.pool, caller.user.id).await?;
+    if account.email_verified_at.is_some() {
+        return Err(ApiError::conflict(
+            "already_verified",
+            "this email address is already verified",
+        ));
+    }
+    send_verification(&state, &account).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: format!("a verification link was sent to {}", account.email),
+        }),
+    ))
+}
+
+/// Confirms an email address from an emailed token.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email/confirm", operation_id = "auth.confirmEmailVerification",
+    tag = "auth", request_body = TokenConfirm, responses((status = 204), (status = 400, body = ErrorBody)))]
+pub async fn confirm_verification(
+    State(state): State<AppState>,
+    Client(origin): Client,
+    ApiJson(body): ApiJson<TokenConfirm>,
+) -> Result<StatusCode, ApiError> {
+    let invalid = || {
+        ApiError::BadRequest(
+            "this verification link is invalid, used or expired; ask for a new one".into(),
+        )
+    };
+    let (user_id, email) =
+        sessions::consume_email_token(&state.pool, &body.token, TokenPurpose::VerifyEmail)
+            .await?
+            .ok_or_else(invalid)?;
+    if !users::mark_email_verified(&state.pool, user_id, &email).await? {
+        return Err(invalid());
+    }
+    audit::record(&state.pool, &origin, Entry::new(Some(user_id), "auth.email_verified")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

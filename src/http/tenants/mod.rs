@@ -1,0 +1,154 @@
+//! `/api/v1/tenants`: create (`create`), list and show (`read`), the owner's
+//! lifecycle actions (`actions`), and the deployment log and progress
+//! (`deployments`). Handlers only record intent; the reconciler acts. Members
+//! see and act on their own tenants only; another member's tenant answers
+//! exactly as a missing one (404). Admins see all.
+
+mod actions;
+mod create;
+mod deployments;
+mod read;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa_axum::routes;
+
+use super::caller::Caller;
+use super::error::ApiError;
+use super::extract::{PageMeta, TenantPath};
+use super::{ApiRouter, AppState};
+use crate::domain::TenantStatus;
+use crate::store::deployments::DeploymentLog;
+use crate::store::tenants::{self, Tenant};
+use crate::store::StoreError;
+
+
+/// How long after its first start a Fresco instance accepts its admin account.
+const SETUP_WINDOW_HOURS: i64 = 2;
+
+pub fn router() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(create::create, read::list))
+        .routes(routes!(read::show, actions::destroy))
+        .routes(routes!(actions::start))
+        .routes(routes!(actions::stop))
+        .routes(routes!(actions::restart))
+        .routes(routes!(actions::retry))
+        .routes(routes!(deployments::deployments_list))
+        .routes(routes!(deployments::deployment_status))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetupInfo {
+    /// Where Fresco's admin account is created.
+    pub url: String,
+    /// After this the instance shows /expired.
+    pub deadline: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView {
+    pub id: Option<String>,
+    /// running, exited, absent, …
+    pub state: String,
+    /// healthy, starting, unhealthy, none.
+    pub health: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    pub id: String,
+    pub subdomain: String,
+    pub url: String,
+    pub status: String,
+    pub desired_state: String,
+    pub owner_id: String,
+    pub image: String,
+    pub current_action: Option<String>,
+    pub last_error: Option<String>,
+    pub attempts: i32,
+    pub generation: i64,
+    pub observed_generation: i64,
+    #[schema(value_type = Object)]
+    pub resource_limits: Value,
+    pub created_at: DateTime<Utc>,
+    pub last_deployed_at: Option<DateTime<Utc>>,
+    /// For a fresh instance: where to create Fresco's admin account, and until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup: Option<SetupInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recent_deployments: Option<Vec<DeploymentLog>>,
+    /// Current resource use (only on a single tenant; null when not running).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Option<crate::usage::CurrentUsage>>,
+    /// Set while the tenant has used over the alert threshold of a limit for a
+    /// sustained window.
+    #[schema(value_type = Object, nullable)]
+    pub resource_alert: Option<Value>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantList {
+    pub data: Vec<TenantView>,
+    pub meta: PageMeta,
+}
+
+/// The tenant, if the caller may see it; otherwise exactly the answer for a
+/// tenant that does not exist.
+pub async fn load_visible(
+    state: &AppState,
+    caller: &Caller,
+    path: &TenantPath,
+) -> Result<Tenant, ApiError> {
+    match tenants::get(&state.pool, path.0).await {
+        Ok(t) if caller.may_see(&t) => Ok(t),
+        Ok(_) | Err(StoreError::NotFound) => Err(ApiError::tenant_not_found()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn setup_info(state: &AppState, t: &Tenant) -> Option<SetupInfo> {
+    let url = state.config.tenants.tenant_url(&t.subdomain);
+    t.first_started_at.and_then(|first| {
+        let deadline = first + chrono::Duration::hours(SETUP_WINDOW_HOURS);
+        (t.status == TenantStatus::Active && deadline > Utc::now()).then(|| SetupInfo {
+            url: format!("{url}/setup"),
+            deadline,
+        })
+    })
+}
+
+fn view(state: &AppState, t: &Tenant) -> TenantView {
+    TenantView {
+        id: t.id.to_string(),
+        subdomain: t.subdomain.clone(),
+        url: state.config.tenants.tenant_url(&t.subdomain),
+        status: t.status.to_string(),
+        desired_state: t.desired_state.to_string(),
+        owner_id: t.user_id.to_string(),
+        image: t
+            .image
+            .clone()
+            .unwrap_or_else(|| state.config.tenants.fresco_image.clone()),
+        current_action: t.current_action.map(|a| a.to_string()),
+        last_error: t.last_error.clone(),
+        attempts: t.attempts,
+        generation: t.generation,
+        observed_generation: t.observed_generation,
+        resource_limits: t.resource_limits.clone(),
+        created_at: t.created_at,
+        last_deployed_at: t.last_deployed_at,
+        setup: setup_info(state, t),
+        container: None,
+        recent_deployments: None,
+        metrics: None,
+        resource_alert: t.resource_alert.clone(),
+    }
+}

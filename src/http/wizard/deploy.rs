@@ -1,0 +1,184 @@
+//! The wizard's last step: the account and the tenant, created in one
+//! transaction; the person is signed in and the deployment queued.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::subdomain::suggestions;
+use super::{load, usable, STEPS};
+use crate::domain::{Subdomain, TenantId};
+use crate::http::auth::open_session;
+use crate::http::client::Client;
+use crate::http::error::{ApiError, ErrorBody, OnConflict};
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
+use crate::store::audit::{self, Entry};
+use crate::store::signup::{self, SignupSession};
+use crate::store::tenants::{self, NewTenant, Tenant};
+use crate::store::{users, StoreError};
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// Free-form instance preferences, kept with the tenant (at most 4 KiB).
+    #[schema(value_type = Object)]
+    #[serde(default)]
+    pub configuration: Option<Value>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployView {
+    pub tenant_id: Uuid,
+    pub status: String,
+    pub url: String,
+    /// Poll this for the progress step.
+    pub status_url: String,
+}
+
+/// The instance preferences, if they are a JSON object of at most 4 KiB.
+fn configuration(body: DeployRequest) -> Result<Value, ApiError> {
+    let configuration = body.configuration.unwrap_or(json!({}));
+    if !configuration.is_object() || configuration.to_string().len() > 4096 {
+        return Err(ApiError::validation(
+            "configuration",
+            "shape",
+            "configuration must be a JSON object of at most 4 KiB",
+        ));
+    }
+    Ok(configuration)
+}
+
+/// The password hash and subdomain of a session whose four steps are done.
+fn completed(session: &SignupSession) -> Result<(&str, Subdomain), ApiError> {
+    if session.steps_done < STEPS {
+        let missing = session.steps_done + 1;
+        return Err(ApiError::ConflictWith {
+            code: "step_missing",
+            message: format!("complete step {missing} before deploying"),
+            details: json!({ "missingStep": missing }),
+        });
+    }
+    let (Some(hash), Some(wanted)) = (
+        session.password_hash.as_deref(),
+        session.subdomain.as_deref(),
+    ) else {
+        return Err(ApiError::ConflictWith {
+            code: "step_missing",
+            message: "complete steps 1 and 3 before deploying".into(),
+            details: json!({ "missingStep": 1 }),
+        });
+    };
+    let subdomain = Subdomain::parse(wanted)
+        .map_err(|e| ApiError::validation("subdomain", e.rule(), e.to_string()))?;
+    Ok((hash, subdomain))
+}
+
+/// Creates the account and the tenant in one transaction, signs the user in
+/// (session cookie) and queues the deployment. A repeated submit returns the
+/// same tenant.
+#[utoipa::path(post, path = "/api/v1/wizard/sessions/{id}/deploy", operation_id = "wizard.deployTenant", tag = "wizard",
+    params(("id" = Uuid, Path, description = "signup session id")), request_body = DeployRequest,
+    responses((status = 202, body = DeployView, description = "queued; sets the session cookie"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn deploy(
+    State(state): State<AppState>,
+    Client(origin): Client,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DeployRequest>,
+) -> Result<Response, ApiError> {
+    state.limits.wizard_deploy(&origin)?;
+    let configuration = configuration(body)?;
+    let session = load(&state, &id).await?;
+    let mut tx = state.pool.begin().await?;
+    let session = signup::get_for_update(&mut tx, session.id).await?;
+    if let Some(tenant_id) = session.tenant_id {
+        // A double submit: the same tenant, and no second login from a session id.
+        let tenant = tenants::get(&state.pool, TenantId(tenant_id)).await?;
+        return Ok((StatusCode::ACCEPTED, Json(deploy_view(&state, &tenant))).into_response());
+    }
+    usable(&session)?;
+    let (hash, subdomain) = completed(&session)?;
+    let (user_id, tenant) =
+        create_account_and_tenant(&state, &mut tx, &session, hash, &subdomain).await?;
+    tenants::set_signup_metadata(
+        &mut tx,
+        tenant.id,
+        &configuration,
+        session.intended_use.as_deref(),
+        session.terms_version.as_deref(),
+        session.terms_accepted_at,
+    )
+    .await?;
+    signup::mark_deployed(&mut tx, session.id, user_id, tenant.id).await?;
+    let entry = Entry::new(Some(user_id), "wizard.deploy")
+        .on("tenant", tenant.id)
+        .with(json!({ "subdomain": tenant.subdomain }));
+    audit::record(&mut *tx, &origin, entry).await?;
+    tx.commit().await.on_conflict(|| {
+        ApiError::conflict(
+            "subdomain_taken",
+            format!("subdomain \"{subdomain}\" was taken meanwhile"),
+        )
+    })?;
+    let (headers, _) = open_session(&state, user_id, false, &origin).await?;
+    tracing::info!(tenant_id = %tenant.id, subdomain = %tenant.subdomain, "signup deployed");
+    Ok((
+        StatusCode::ACCEPTED,
+        headers,
+        Json(deploy_view(&state, &tenant)),
+    )
+        .into_response())
+}
+
+/// The member and their tenant (queued for deployment), in the caller's
+/// transaction. A subdomain taken since step 3 comes back with suggestions.
+async fn create_account_and_tenant(
+    state: &AppState,
+    tx: &mut Transaction<'_, Postgres>,
+    session: &SignupSession,
+    hash: &str,
+    subdomain: &Subdomain,
+) -> Result<(Uuid, Tenant), ApiError> {
+    let user_id = users::insert_member(tx, &session.email, session.name.as_deref(), hash)
+        .await
+        .on_conflict(|| {
+            ApiError::conflict(
+                "account_exists",
+                "an account already exists for this email: log in instead",
+            )
+        })?;
+    let new = NewTenant {
+        user_id,
+        subdomain,
+        image: None,
+        resource_limits: json!({}),
+    };
+    match tenants::insert(tx, new).await {
+        Ok(tenant) => Ok((user_id, tenant)),
+        Err(StoreError::Conflict(_)) => Err(ApiError::ConflictWith {
+            code: "subdomain_taken",
+            message: format!(
+                "subdomain \"{subdomain}\" was taken meanwhile; choose another in step 3"
+            ),
+            details: json!({ "suggestions": suggestions(state, subdomain.as_str()).await?, "missingStep": 3 }),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn deploy_view(state: &AppState, tenant: &Tenant) -> DeployView {
+    DeployView {
+        tenant_id: tenant.id,
+        status: tenant.status.to_string(),
+        url: state.config.tenants.tenant_url(&tenant.subdomain),
+        status_url: format!("/api/v1/tenants/{}/deployment", tenant.id),
+    }
+}

@@ -1,0 +1,226 @@
+//! The wizard's four steps, in order: account (password, name), intended use,
+//! subdomain, terms. Going back to an earlier step is fine; skipping ahead is not.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::subdomain::{suggestions, taken};
+use super::{load, session_view, usable, SessionView, Suggestion, STEPS};
+use crate::domain::password::{self, Strength};
+use crate::domain::Subdomain;
+use crate::http::auth::{check_password, hash_password};
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::ApiJson;
+use crate::http::AppState;
+use crate::store::signup::{self, SignupSession, StepData};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpdate {
+    /// 1 account, 2 intended use, 3 subdomain, 4 terms.
+    pub step: i32,
+    /// Step 1 `{password, name?}`; step 2 `{intendedUse: study|testing|learning|other, otherText?}`;
+    /// step 3 `{subdomain}`; step 4 `{accepted: true, termsVersion}`.
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AccountStep {
+    password: String,
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UseStep {
+    intended_use: String,
+    other_text: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SubdomainStep {
+    subdomain: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TermsStep {
+    accepted: bool,
+    terms_version: String,
+}
+
+/// What a saved step adds to the session's view.
+#[derive(Default)]
+struct Feedback {
+    strength: Option<Strength>,
+    suggestion: Option<Suggestion>,
+}
+
+type Saved = Result<(SignupSession, Feedback), ApiError>;
+
+fn parse_step<T: DeserializeOwned>(data: Value, step: i32) -> Result<T, ApiError> {
+    serde_json::from_value(data).map_err(|e| ApiError::Validation {
+        message: format!("step {step} data does not match its shape: {e}"),
+        details: json!({ "field": "data", "rule": "shape", "step": step }),
+    })
+}
+
+/// Fills in one step. Steps go in order; going back to an earlier one is fine.
+#[utoipa::path(post, path = "/api/v1/wizard/sessions/{id}/steps", operation_id = "wizard.updateSession", tag = "wizard",
+    params(("id" = Uuid, Path, description = "signup session id")), request_body = StepUpdate,
+    responses((status = 200, body = SessionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StepUpdate>,
+) -> Result<Json<SessionView>, ApiError> {
+    let session = load(&state, &id).await?;
+    usable(&session)?;
+    if !(1..=STEPS).contains(&body.step) {
+        return Err(ApiError::validation(
+            "step",
+            "range",
+            "step must be 1, 2, 3 or 4",
+        ));
+    }
+    if body.step > session.steps_done + 1 {
+        let missing = session.steps_done + 1;
+        return Err(ApiError::ConflictWith {
+            code: "step_out_of_order",
+            message: format!("complete step {missing} first"),
+            details: json!({ "missingStep": missing }),
+        });
+    }
+    let (saved, feedback) = match body.step {
+        1 => account(&state, &session, parse_step(body.data, 1)?).await?,
+        2 => intended_use(&state, &session, parse_step(body.data, 2)?).await?,
+        3 => subdomain(&state, &session, parse_step(body.data, 3)?).await?,
+        _ => terms(&state, &session, parse_step(body.data, 4)?).await?,
+    };
+    let mut view = session_view(&saved);
+    view.strength = feedback.strength;
+    view.suggestion = feedback.suggestion;
+    Ok(Json(view))
+}
+
+/// Step 1: the password (hashed now, kept with the session) and a name.
+async fn account(state: &AppState, session: &SignupSession, step: AccountStep) -> Saved {
+    check_password(&step.password, &session.email, "password")?;
+    let name = step
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    if name.is_some_and(|n| n.chars().count() > 100) {
+        return Err(ApiError::validation(
+            "name",
+            "length",
+            "name must be at most 100 characters",
+        ));
+    }
+    let strength = Some(password::strength(&step.password, &session.email));
+    let hash = hash_password(step.password).await?;
+    let data = StepData::Account {
+        name,
+        password_hash: &hash,
+    };
+    let saved = signup::save_step(&state.pool, session.id, data).await?;
+    Ok((
+        saved,
+        Feedback {
+            strength,
+            ..Default::default()
+        },
+    ))
+}
+
+/// Step 2: what the instance is for; testing and learning hear of the sandbox.
+async fn intended_use(state: &AppState, session: &SignupSession, step: UseStep) -> Saved {
+    let other = step
+        .other_text
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    match step.intended_use.as_str() {
+        "study" | "testing" | "learning" => {}
+        "other" if other.is_some_and(|t| t.chars().count() <= 500) => {}
+        "other" => {
+            return Err(ApiError::validation(
+                "otherText",
+                "required",
+                "describe your intended use (up to 500 characters)",
+            ))
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "intendedUse",
+                "one_of",
+                "intendedUse must be one of study, testing, learning, other",
+            ))
+        }
+    }
+    let suggestion = matches!(step.intended_use.as_str(), "testing" | "learning").then(|| {
+        Suggestion {
+            message: "To try Fresco or learn it, the public sandbox may be all you need; you can still go on."
+                .into(),
+            sandbox_url: state.config.accounts.sandbox_url.clone(),
+        }
+    });
+    let data = StepData::IntendedUse {
+        intended_use: &step.intended_use,
+        other,
+    };
+    let saved = signup::save_step(&state.pool, session.id, data).await?;
+    Ok((
+        saved,
+        Feedback {
+            suggestion,
+            ..Default::default()
+        },
+    ))
+}
+
+/// Step 3: the subdomain, valid and free now (deploy checks again).
+async fn subdomain(state: &AppState, session: &SignupSession, step: SubdomainStep) -> Saved {
+    let subdomain = Subdomain::parse(step.subdomain.trim())
+        .map_err(|e| ApiError::validation("subdomain", e.rule(), e.to_string()))?;
+    if taken(state, subdomain.as_str()).await? {
+        return Err(ApiError::ConflictWith {
+            code: "subdomain_taken",
+            message: format!("subdomain \"{subdomain}\" is already taken"),
+            details: json!({ "suggestions": suggestions(state, subdomain.as_str()).await? }),
+        });
+    }
+    let data = StepData::Subdomain(subdomain.as_str());
+    let saved = signup::save_step(&state.pool, session.id, data).await?;
+    Ok((saved, Feedback::default()))
+}
+
+/// Step 4: the current terms, accepted.
+async fn terms(state: &AppState, session: &SignupSession, step: TermsStep) -> Saved {
+    if !step.accepted {
+        return Err(ApiError::validation(
+            "accepted",
+            "required",
+            "the terms must be accepted to continue",
+        ));
+    }
+    let current = &state.config.accounts.terms_version;
+    if &step.terms_version != current {
+        return Err(ApiError::validation(
+            "termsVersion",
+            "current",
+            format!("accept the current terms (version {current})"),
+        ));
+    }
+    let data = StepData::Terms { version: current };
+    let saved = signup::save_step(&state.pool, session.id, data).await?;
+    Ok((saved, Feedback::default()))
+}
