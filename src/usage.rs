@@ -20,8 +20,8 @@ use crate::domain::TenantId;
 use crate::provision::runtime::StatsSample;
 use crate::provision::spec::ResourceLimits;
 use crate::provision::TenantRuntime;
-use crate::store::usage::{self as store, NewPoint, UsagePoint};
 use crate::store::tenants::{self, Tenant};
+use crate::store::usage::{self as store, NewPoint, UsagePoint};
 use crate::telemetry::Telemetry;
 
 /// What a tenant uses now.

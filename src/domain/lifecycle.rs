@@ -141,7 +141,9 @@ pub fn plan(current: &Current, action: OwnerAction) -> Result<Intent, Refusal> {
         logged_as,
     };
     match action {
-        OwnerAction::Start if desired == DesiredState::Running && status == TenantStatus::Active => {
+        OwnerAction::Start
+            if desired == DesiredState::Running && status == TenantStatus::Active =>
+        {
             Err(Refusal::AlreadyRunning)
         }
         OwnerAction::Start => Ok(intent(
@@ -256,7 +258,10 @@ mod tests {
                     }
                     Ok(intent) => {
                         allowed += 1;
-                        assert!(!gone, "a destroyed tenant accepts nothing: {current:?} {action}");
+                        assert!(
+                            !gone,
+                            "a destroyed tenant accepts nothing: {current:?} {action}"
+                        );
                         assert!(
                             current.in_flight.is_none() || action == OwnerAction::Destroy,
                             "only destroy supersedes an action in flight: {current:?} {action}"
@@ -282,9 +287,15 @@ mod tests {
     #[test]
     fn destroyed_tenants_accept_nothing() {
         for action in OwnerAction::ALL {
-            let r = plan(&settled(DesiredState::Running, TenantStatus::Destroyed), action);
+            let r = plan(
+                &settled(DesiredState::Running, TenantStatus::Destroyed),
+                action,
+            );
             assert!(matches!(r, Err(Refusal::Gone { .. })), "{action}");
-            let r = plan(&settled(DesiredState::Destroyed, TenantStatus::Destroying), action);
+            let r = plan(
+                &settled(DesiredState::Destroyed, TenantStatus::Destroying),
+                action,
+            );
             assert!(matches!(r, Err(Refusal::Gone { .. })), "{action}");
         }
         let r = plan(
@@ -330,8 +341,14 @@ mod tests {
     fn start_and_stop_refuse_what_is_already_so() {
         let running = settled(DesiredState::Running, TenantStatus::Active);
         let stopped = settled(DesiredState::Stopped, TenantStatus::Stopped);
-        assert_eq!(plan(&running, OwnerAction::Start), Err(Refusal::AlreadyRunning));
-        assert_eq!(plan(&stopped, OwnerAction::Stop), Err(Refusal::AlreadyStopped));
+        assert_eq!(
+            plan(&running, OwnerAction::Start),
+            Err(Refusal::AlreadyRunning)
+        );
+        assert_eq!(
+            plan(&stopped, OwnerAction::Stop),
+            Err(Refusal::AlreadyStopped)
+        );
         assert_eq!(
             plan(&stopped, OwnerAction::Restart),
             Err(Refusal::RestartWhileStopped)

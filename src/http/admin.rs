@@ -12,12 +12,12 @@ use super::client::Client;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery, Page, PageMeta};
 use super::ApiRouter;
-use utoipa_axum::routes;
-use crate::http::AppState;
 use crate::domain::Role;
+use crate::http::AppState;
 use crate::reconcile::OrphanReport;
 use crate::store::audit::{self, AuditRow, Entry};
 use crate::store::users::{self, Account};
+use utoipa_axum::routes;
 
 pub fn router() -> ApiRouter {
     ApiRouter::new()

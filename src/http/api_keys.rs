@@ -13,10 +13,10 @@ use super::client::Client;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::ApiRouter;
-use utoipa_axum::routes;
 use crate::http::AppState;
 use crate::store::audit::{self, Entry};
 use crate::store::users::{self, ApiKeyInfo};
+use utoipa_axum::routes;
 
 pub fn router() -> ApiRouter {
     ApiRouter::new()

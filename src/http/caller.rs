@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::client::Client;
 use super::error::ApiError;
-use crate::http::AppState;
 use crate::domain::Role;
+use crate::http::AppState;
 use crate::store::sessions;
 use crate::store::tenants::Tenant;
 use crate::store::users::{self, User};

@@ -18,15 +18,15 @@ use tokio::sync::broadcast;
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::TenantPath;
-use super::logs::KEEPALIVE;
 use super::tenants::load_visible;
 use super::ApiRouter;
-use utoipa_axum::routes;
-use crate::http::AppState;
+use super::KEEPALIVE;
 use crate::domain::TenantId;
+use crate::http::AppState;
 use crate::store::notify::Change;
 use crate::store::{deployments, tenants, usage};
 use crate::telemetry::GaugeGuard;
+use utoipa_axum::routes;
 
 pub fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(events))

@@ -4,6 +4,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -112,4 +113,45 @@ pub struct PageMeta {
     pub page: i64,
     pub per_page: i64,
     pub total: i64,
+}
+
+/// Parses RFC 3339 or a relative duration (`90s`, `10m`, `2h`, `1d`) into a time.
+pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let bad = || {
+        ApiError::validation(
+            field,
+            "time",
+            format!("{field} must be an RFC 3339 time or a duration like 30s, 10m, 2h, 1d"),
+        )
+    };
+    let (digits, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60).ok_or_else(bad)?,
+        "h" => n.checked_mul(3600).ok_or_else(bad)?,
+        "d" => n.checked_mul(86_400).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    chrono::Duration::try_seconds(seconds)
+        .and_then(|d| Utc::now().checked_sub_signed(d))
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_and_absolute_times() {
+        let ten = parse_time("since", "10m").unwrap();
+        assert!((Utc::now() - ten).num_seconds() - 600 <= 1);
+        assert!(parse_time("since", "2026-01-01T00:00:00Z").is_ok());
+        for bad in ["", "10", "m", "10y", "-5m", "99999999999999999d"] {
+            assert!(parse_time("since", bad).is_err(), "{bad}");
+        }
+    }
 }

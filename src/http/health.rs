@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::error::{ApiError, ErrorBody};
 use super::ApiRouter;
-use utoipa_axum::routes;
 use crate::http::AppState;
+use utoipa_axum::routes;
 
 pub fn router() -> ApiRouter {
     ApiRouter::new()

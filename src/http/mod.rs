@@ -31,6 +31,9 @@ use utoipa_axum::router::OpenApiRouter;
 use error::ApiError;
 pub use state::AppState;
 
+/// Keepalive comments on idle event streams, so proxies do not cut them.
+pub const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A resource's routes together with their OpenAPI description.
 pub type ApiRouter = OpenApiRouter<AppState>;
 

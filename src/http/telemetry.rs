@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ErrorBody};
 use super::ApiRouter;
-use utoipa_axum::routes;
 use crate::http::AppState;
+use utoipa_axum::routes;
 
 pub fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(prometheus))

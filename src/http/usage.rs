@@ -15,15 +15,16 @@ use serde_json::json;
 
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
+use super::extract::parse_time;
 use super::extract::{ApiQuery, TenantPath};
-use super::logs::{parse_time, KEEPALIVE};
 use super::tenants::load_visible;
 use super::ApiRouter;
-use utoipa_axum::routes;
+use super::KEEPALIVE;
 use crate::http::AppState;
-use crate::usage::CurrentUsage;
 use crate::store::usage::{self, UsagePoint};
 use crate::telemetry::GaugeGuard;
+use crate::usage::CurrentUsage;
+use utoipa_axum::routes;
 
 /// At most this many points per series; longer ranges are downsampled.
 const MAX_POINTS: i64 = 300;

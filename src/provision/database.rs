@@ -108,6 +108,25 @@ impl TenantDatabases {
     /// when the role had to be created, i.e. any running container has no valid
     /// password any more.
     pub async fn ensure(&self, tenant: TenantId) -> Result<bool, DatabaseError> {
+        let created = self.ensure_role(tenant).await?;
+        let r = ident(&tenant.role_name());
+        let settings = format!(
+            "ALTER ROLE {r} SET statement_timeout = {};
+             ALTER ROLE {r} SET idle_in_transaction_session_timeout = {};",
+            literal(&self.statement_timeout),
+            literal(&self.idle_in_transaction_timeout),
+        );
+        match self.isolation {
+            Isolation::Schema => self.ensure_schema(tenant, settings).await?,
+            Isolation::Database => self.ensure_database(tenant, settings).await?,
+        }
+        Ok(created)
+    }
+
+    /// The tenant's login role, with its attributes, and the platform role a
+    /// member of it (Postgres 15 needs that to own objects for it). True when
+    /// the role was created now.
+    async fn ensure_role(&self, tenant: TenantId) -> Result<bool, DatabaseError> {
         let role = tenant.role_name();
         let r = ident(&role);
         let created = !self.role_exists(&role).await?;
@@ -142,55 +161,62 @@ impl TenantDatabases {
             )
             .await?;
         }
-        let mut settings = format!(
-            "ALTER ROLE {r} SET statement_timeout = {};
-             ALTER ROLE {r} SET idle_in_transaction_session_timeout = {};",
-            literal(&self.statement_timeout),
-            literal(&self.idle_in_transaction_timeout),
-        );
-        match self.isolation {
-            Isolation::Schema => {
-                let s = ident(&tenant.schema_name());
-                settings.push_str(&format!(
-                    "ALTER ROLE {r} SET search_path = {s};
-                     CREATE SCHEMA IF NOT EXISTS {s} AUTHORIZATION {r};
-                     ALTER SCHEMA {s} OWNER TO {r};
-                     BEGIN;
-                     SELECT pg_advisory_xact_lock({DATABASE_ACL_LOCK});
-                     GRANT CONNECT ON DATABASE {db} TO {r};
-                     COMMIT;",
-                    db = ident(&self.current_database().await?),
-                ));
-                self.exec("role settings and schema", &settings).await?;
-            }
-            Isolation::Database => {
-                settings.push_str(&format!("ALTER ROLE {r} RESET search_path;"));
-                self.exec("role settings", &settings).await?;
-                let name = tenant.database_name();
-                let d = ident(&name);
+        Ok(created)
+    }
+
+    /// Schema isolation: the role's own schema in the shared database, on its
+    /// search path, and CONNECT on that database.
+    async fn ensure_schema(
+        &self,
+        tenant: TenantId,
+        mut settings: String,
+    ) -> Result<(), DatabaseError> {
+        let r = ident(&tenant.role_name());
+        let s = ident(&tenant.schema_name());
+        settings.push_str(&format!(
+            "ALTER ROLE {r} SET search_path = {s};
+             CREATE SCHEMA IF NOT EXISTS {s} AUTHORIZATION {r};
+             ALTER SCHEMA {s} OWNER TO {r};
+             BEGIN;
+             SELECT pg_advisory_xact_lock({DATABASE_ACL_LOCK});
+             GRANT CONNECT ON DATABASE {db} TO {r};
+             COMMIT;",
+            db = ident(&self.current_database().await?),
+        ));
+        self.exec("role settings and schema", &settings).await
+    }
+
+    /// Database isolation: a database the role owns, closed to everyone else.
+    async fn ensure_database(
+        &self,
+        tenant: TenantId,
+        mut settings: String,
+    ) -> Result<(), DatabaseError> {
+        let r = ident(&tenant.role_name());
+        settings.push_str(&format!("ALTER ROLE {r} RESET search_path;"));
+        self.exec("role settings", &settings).await?;
+        let name = tenant.database_name();
+        let d = ident(&name);
+        if !self.database_exists(&name).await? {
+            // CREATE DATABASE cannot run inside a transaction block.
+            if let Err(e) = self
+                .exec("create database", &format!("CREATE DATABASE {d} OWNER {r}"))
+                .await
+            {
                 if !self.database_exists(&name).await? {
-                    // CREATE DATABASE cannot run inside a transaction block.
-                    if let Err(e) = self
-                        .exec("create database", &format!("CREATE DATABASE {d} OWNER {r}"))
-                        .await
-                    {
-                        if !self.database_exists(&name).await? {
-                            return Err(e);
-                        }
-                    }
+                    return Err(e);
                 }
-                self.exec(
-                    "database privileges",
-                    &format!(
-                        "ALTER DATABASE {d} OWNER TO {r};
-                         REVOKE ALL ON DATABASE {d} FROM PUBLIC;
-                         GRANT CONNECT, TEMPORARY ON DATABASE {d} TO {r};"
-                    ),
-                )
-                .await?;
             }
         }
-        Ok(created)
+        self.exec(
+            "database privileges",
+            &format!(
+                "ALTER DATABASE {d} OWNER TO {r};
+                 REVOKE ALL ON DATABASE {d} FROM PUBLIC;
+                 GRANT CONNECT, TEMPORARY ON DATABASE {d} TO {r};"
+            ),
+        )
+        .await
     }
 
     /// The platform database's name: asked once, it never changes.

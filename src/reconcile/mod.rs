@@ -249,14 +249,17 @@ async fn listen_notifications(
     tx: mpsc::UnboundedSender<Wake>,
     shutdown: CancellationToken,
 ) {
-    notify::listen(&pool, notify::TENANT_CHANNEL, &shutdown, |payload| {
-        match payload.parse() {
+    notify::listen(
+        &pool,
+        notify::TENANT_CHANNEL,
+        &shutdown,
+        |payload| match payload.parse() {
             Ok(id) => {
                 let _ = tx.send(Wake::Tenant(id));
             }
             Err(_) => debug!(payload, "ignoring malformed notification"),
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -49,7 +49,9 @@ pub async fn listen(
                 },
                 Err(e) => tracing::warn!(channel, error = %e, "LISTEN failed; retrying"),
             },
-            Err(e) => tracing::warn!(channel, error = %e, "cannot listen for notifications; retrying"),
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "cannot listen for notifications; retrying")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

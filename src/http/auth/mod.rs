@@ -57,8 +57,7 @@ pub(super) async fn verify_password(password: String, hash: Option<String>) -> b
 
 /// Checks the password rules, naming the broken one.
 pub fn check_password(password: &str, email: &str, field: &str) -> Result<(), ApiError> {
-    rules::check(password, email)
-        .map_err(|e| ApiError::validation(field, e.rule(), e.to_string()))
+    rules::check(password, email).map_err(|e| ApiError::validation(field, e.rule(), e.to_string()))
 }
 
 /// Opens a session for the user: the cookie header to set and its expiry.
@@ -97,4 +96,3 @@ pub(super) fn link(state: &AppState, path: &str, token: &str) -> String {
         state.config.accounts.platform_url.trim_end_matches('/')
     )
 }
-

@@ -6,14 +6,14 @@ use serde::Deserialize;
 use axum::extract::State;
 use axum::Json;
 
+use crate::domain::password::{self, Strength};
 use crate::http::caller::Caller;
 use crate::http::client::Client;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
-use crate::store::audit::{self, Entry};
-use crate::domain::password::{self, Strength};
 use crate::mail::OutgoingMail;
+use crate::store::audit::{self, Entry};
 use crate::store::sessions::{self, TokenPurpose};
 use crate::store::users;
 
@@ -68,7 +68,12 @@ pub async fn change_password(
     let hash = hash_password(body.new_password).await?;
     users::set_password(&state.pool, account.id, &hash).await?;
     sessions::revoke_all(&state.pool, account.id, caller.session_id()).await?;
-    audit::record(&state.pool, &origin, Entry::new(Some(account.id), "auth.password_changed")).await?;
+    audit::record(
+        &state.pool,
+        &origin,
+        Entry::new(Some(account.id), "auth.password_changed"),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -118,7 +123,12 @@ pub async fn request_reset(
             .send(mail)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        audit::record(&state.pool, &origin, Entry::new(Some(account.id), "auth.password_reset_requested")).await?;
+        audit::record(
+            &state.pool,
+            &origin,
+            Entry::new(Some(account.id), "auth.password_reset_requested"),
+        )
+        .await?;
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -156,7 +166,12 @@ pub async fn confirm_reset(
     let hash = hash_password(body.new_password).await?;
     users::set_password(&state.pool, user_id, &hash).await?;
     sessions::revoke_all(&state.pool, user_id, None).await?;
-    audit::record(&state.pool, &origin, Entry::new(Some(user_id), "auth.password_reset")).await?;
+    audit::record(
+        &state.pool,
+        &origin,
+        Entry::new(Some(user_id), "auth.password_reset"),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -169,4 +184,3 @@ async fn peek_reset_account(
         None => Ok(None),
     }
 }
-

@@ -5,15 +5,15 @@ use serde::Deserialize;
 use axum::extract::State;
 use axum::Json;
 
+use crate::domain::Email;
+use crate::http::admin::UserView;
 use crate::http::caller::Caller;
 use crate::http::client::Client;
+use crate::http::error::OnConflict;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
 use crate::store::audit::{self, Entry};
-use crate::domain::Email;
-use crate::http::admin::UserView;
-use crate::http::error::OnConflict;
 use crate::store::users;
 
 use super::verification::send_verification;
@@ -62,16 +62,23 @@ pub async fn update_me(
         })
         .transpose()?;
     let before = users::account(&state.pool, caller.user.id).await?;
-    users::update_profile(&state.pool, caller.user.id, name, email.as_ref().map(Email::as_str))
-        .await
-        .on_conflict(|| {
-            ApiError::conflict("email_taken", "that email belongs to another account")
-        })?;
+    users::update_profile(
+        &state.pool,
+        caller.user.id,
+        name,
+        email.as_ref().map(Email::as_str),
+    )
+    .await
+    .on_conflict(|| ApiError::conflict("email_taken", "that email belongs to another account"))?;
     let after = users::account(&state.pool, caller.user.id).await?;
     if !after.email.eq_ignore_ascii_case(&before.email) {
         send_verification(&state, &after).await?;
     }
-    audit::record(&state.pool, &origin, Entry::new(Some(caller.user.id), "auth.profile_updated")).await?;
+    audit::record(
+        &state.pool,
+        &origin,
+        Entry::new(Some(caller.user.id), "auth.profile_updated"),
+    )
+    .await?;
     Ok(Json(after.into()))
 }
-

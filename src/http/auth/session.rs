@@ -9,14 +9,14 @@ use serde_json::json;
 use axum::extract::State;
 use axum::Json;
 
+use crate::http::admin::UserView;
+use crate::http::caller::clear_cookie;
 use crate::http::caller::Caller;
 use crate::http::client::Client;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
 use crate::store::audit::{self, Entry};
-use crate::http::admin::UserView;
-use crate::http::caller::clear_cookie;
 use crate::store::{sessions, users};
 
 use super::{open_session, verify_password};
@@ -58,7 +58,12 @@ pub async fn login(
         return Err(ApiError::BadCredentials);
     };
     let (headers, expires) = open_session(&state, account.id, body.remember_me, &origin).await?;
-    audit::record(&state.pool, &origin, Entry::new(Some(account.id), "auth.login")).await?;
+    audit::record(
+        &state.pool,
+        &origin,
+        Entry::new(Some(account.id), "auth.login"),
+    )
+    .await?;
     let view = LoginView {
         user: account.into(),
         session_expires_at: expires,
@@ -77,7 +82,11 @@ pub async fn logout(
     if let Some(session) = caller.session_id() {
         sessions::revoke(&state.pool, session).await?;
     }
-    audit::record(&state.pool, &origin, Entry::new(Some(caller.user.id), "auth.logout")).await?;
+    audit::record(
+        &state.pool,
+        &origin,
+        Entry::new(Some(caller.user.id), "auth.logout"),
+    )
+    .await?;
     Ok(([(SET_COOKIE, clear_cookie())], StatusCode::NO_CONTENT).into_response())
 }
-

@@ -11,8 +11,8 @@ use crate::http::client::Client;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
-use crate::store::audit::{self, Entry};
 use crate::mail::OutgoingMail;
+use crate::store::audit::{self, Entry};
 use crate::store::sessions::{self, TokenPurpose};
 use crate::store::users;
 
@@ -24,7 +24,10 @@ pub struct TokenConfirm {
     pub token: String,
 }
 
-pub(super) async fn send_verification(state: &AppState, account: &users::Account) -> Result<(), ApiError> {
+pub(super) async fn send_verification(
+    state: &AppState,
+    account: &users::Account,
+) -> Result<(), ApiError> {
     let ttl = chrono::Duration::hours(state.config.accounts.email_verify_ttl_hours);
     let token = sessions::issue_email_token(
         &state.pool,
@@ -95,6 +98,11 @@ pub async fn confirm_verification(
     if !users::mark_email_verified(&state.pool, user_id, &email).await? {
         return Err(invalid());
     }
-    audit::record(&state.pool, &origin, Entry::new(Some(user_id), "auth.email_verified")).await?;
+    audit::record(
+        &state.pool,
+        &origin,
+        Entry::new(Some(user_id), "auth.email_verified"),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

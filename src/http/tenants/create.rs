@@ -63,7 +63,11 @@ fn check<'a>(caller: &Caller, body: &'a CreateTenant) -> Result<Checked<'a>, Api
         .as_deref()
         .map(|e| {
             Email::parse(e).map_err(|_| {
-                ApiError::validation("ownerEmail", "format", "ownerEmail must be an email address")
+                ApiError::validation(
+                    "ownerEmail",
+                    "format",
+                    "ownerEmail must be an email address",
+                )
             })
         })
         .transpose()?;

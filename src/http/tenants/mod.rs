@@ -23,7 +23,6 @@ use crate::store::deployments::DeploymentLog;
 use crate::store::tenants::{self, Tenant};
 use crate::store::StoreError;
 
-
 /// How long after its first start a Fresco instance accepts its admin account.
 const SETUP_WINDOW_HOURS: i64 = 2;
 

@@ -105,8 +105,7 @@ pub async fn show(
     v.recent_deployments = Some(logs);
     // Within one sampler interval a cached sample is current enough here;
     // GET …/metrics always asks Docker.
-    let max_age =
-        std::time::Duration::from_secs(state.usage.config().metrics_interval_secs.max(1));
+    let max_age = std::time::Duration::from_secs(state.usage.config().metrics_interval_secs.max(1));
     v.metrics = Some(state.usage.recent(&tenant, max_age).await);
     Ok(Json(v))
 }

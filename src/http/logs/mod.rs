@@ -1,0 +1,258 @@
+//! `GET /api/v1/tenants/{id}/logs`: a tenant container's output, as Fresco
+//! wrote it, stdout and stderr kept apart. Without `follow`: JSON (or JSON Lines,
+//! or a plain-text download). With `follow`: Server-Sent Events, chosen over a
+//! WebSocket because the flow is one-way, passes through every proxy as plain
+//! HTTP, and browsers resume it by themselves with `Last-Event-ID`. The Docker
+//! request lives inside the response stream: when the client goes away, the
+//! stream is dropped and the engine connection with it.
+
+mod cursor;
+mod follow;
+
+use axum::extract::State;
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
+
+use super::caller::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{parse_time, ApiQuery, TenantPath};
+use super::tenants::load_visible;
+use super::{ApiRouter, AppState};
+use crate::domain::TenantId;
+use crate::provision::runtime::{LogLine, LogRequest, LogStream};
+use cursor::{Cursor, Filter, Numbering};
+
+const DEFAULT_TAIL: u64 = 1000;
+const MAX_LINES: u64 = 100_000;
+/// Lines fetched before "now" when a follow starts from now (see `logs`).
+const FOLLOW_OVERLAP: u64 = 200;
+
+pub fn router() -> ApiRouter {
+    ApiRouter::new().routes(routes!(logs))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    /// Only the last N lines (default 1000 without follow; all since `since` with follow).
+    pub tail: Option<u64>,
+    /// RFC 3339 time, or relative: `30s`, `10m`, `2h`, `1d`.
+    pub since: Option<String>,
+    /// RFC 3339 time, or relative (that long ago).
+    pub until: Option<String>,
+    /// `stdout`, `stderr` or `all` (default).
+    pub stream: Option<String>,
+    /// Prefix plain-text lines with their timestamps.
+    pub timestamps: Option<bool>,
+    /// Only lines containing this text.
+    pub q: Option<String>,
+    /// Keep the stream open (Server-Sent Events).
+    pub follow: Option<bool>,
+    /// `json` (default), `ndjson`, or `text` (a download).
+    pub format: Option<String>,
+}
+
+/// One line of output.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LineView {
+    /// Resume point: send it back as `Last-Event-ID`.
+    pub id: String,
+    pub timestamp: DateTime<Utc>,
+    pub stream: LogStream,
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LogsView {
+    pub data: Vec<LineView>,
+}
+
+fn view(line: LogLine, cursor: Cursor) -> LineView {
+    LineView {
+        id: cursor.encode(),
+        timestamp: line.timestamp,
+        stream: line.stream,
+        text: line.text,
+    }
+}
+
+/// What a logs request asks Docker for, and what it keeps of the answer.
+struct Plan {
+    request: LogRequest,
+    filter: Filter,
+    follow: bool,
+}
+
+/// Checks the query and turns it into a Docker request and a filter.
+fn plan(q: &LogsQuery, resume: Option<Cursor>) -> Result<Plan, ApiError> {
+    let (stdout, stderr) = match q.stream.as_deref().unwrap_or("all") {
+        "all" => (true, true),
+        "stdout" => (true, false),
+        "stderr" => (false, true),
+        _ => {
+            return Err(ApiError::validation(
+                "stream",
+                "one_of",
+                "stream must be stdout, stderr or all",
+            ))
+        }
+    };
+    let since = q
+        .since
+        .as_deref()
+        .map(|s| parse_time("since", s))
+        .transpose()?;
+    let until = q
+        .until
+        .as_deref()
+        .map(|s| parse_time("until", s))
+        .transpose()?;
+    if q.tail.is_some_and(|t| t > MAX_LINES) {
+        return Err(ApiError::validation(
+            "tail",
+            "range",
+            format!("tail must be at most {MAX_LINES}"),
+        ));
+    }
+    let follow = q.follow.unwrap_or(false);
+    // `tail=0` while following means "from now on". The Docker request starts
+    // only when the response body is first polled, so "now" is pinned to the
+    // request's arrival: Docker is asked for a short tail (cheap: it reads from
+    // the end of the log, where a `since` would make it scan the whole file) and
+    // lines older than the request are dropped here.
+    let pinned = matches!((follow, q.tail, since, resume), (true, Some(0), None, None));
+    let (since, tail) = if pinned {
+        (None, Some(FOLLOW_OVERLAP))
+    } else {
+        (since, q.tail)
+    };
+    let filter = Filter {
+        since: if pinned { Some(Utc::now()) } else { since },
+        until,
+        q: q.q.clone().filter(|s| !s.is_empty()),
+    };
+    let request = LogRequest {
+        follow: false,
+        stdout,
+        stderr,
+        since: resume.map(|c| c.time()).or(since),
+        until,
+        tail: if resume.is_some() { None } else { tail },
+    };
+    Ok(Plan {
+        request,
+        filter,
+        follow,
+    })
+}
+
+/// A tenant container's output; `follow=true` streams it as Server-Sent Events.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/logs", operation_id = "tenants.getContainerLogs", tag = "tenants",
+    params(("id" = uuid::Uuid, Path, description = "tenant id"), LogsQuery),
+    responses(
+        (status = 200, body = LogsView, description = "lines; `text/event-stream` with follow (events `line`, `restart`, `end`), `text/plain` with format=text, JSON Lines with format=ndjson"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: TenantPath,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let tenant = load_visible(&state, &caller, &path).await?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Cursor::parse);
+    let Plan {
+        request,
+        filter,
+        follow,
+    } = plan(&q, resume)?;
+    let id = tenant.tenant_id();
+    if follow {
+        return Ok(follow::respond(&state, id, request, filter, resume));
+    }
+    let lines = snapshot(&state, id, request, &filter, resume).await?;
+    render(&q, &tenant.subdomain, lines)
+}
+
+/// The lines available now (at most `MAX_LINES`; the last `DEFAULT_TAIL` unless
+/// the query says otherwise).
+async fn snapshot(
+    state: &AppState,
+    id: TenantId,
+    request: LogRequest,
+    filter: &Filter,
+    resume: Option<Cursor>,
+) -> Result<Vec<LineView>, ApiError> {
+    let request = LogRequest {
+        tail: request.tail.or(Some(DEFAULT_TAIL)),
+        ..request
+    };
+    let mut numbering = Numbering::new(resume);
+    let mut lines = Vec::new();
+    let mut source = state.runtime.logs(id, request);
+    while let Some(item) = source.next().await {
+        let line = item.map_err(|e| ApiError::Internal(e.to_string()))?;
+        if let Some(cursor) = numbering.number(&line) {
+            if filter.keeps(&line) {
+                lines.push(view(line, cursor));
+            }
+        }
+        if lines.len() as u64 >= MAX_LINES {
+            break;
+        }
+    }
+    Ok(lines)
+}
+
+/// The lines in the format asked for: JSON, JSON Lines, or a text download.
+fn render(q: &LogsQuery, subdomain: &str, lines: Vec<LineView>) -> Result<Response, ApiError> {
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => Ok(Json(LogsView { data: lines }).into_response()),
+        "ndjson" => {
+            let body: String = lines
+                .iter()
+                .filter_map(|l| serde_json::to_string(l).ok())
+                .map(|l| l + "\n")
+                .collect();
+            Ok(([(CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+        }
+        "text" => {
+            let stamp = q.timestamps.unwrap_or(false);
+            let body: String = lines
+                .iter()
+                .map(|l| {
+                    if stamp {
+                        format!("{} {}\n", l.timestamp.to_rfc3339(), l.text)
+                    } else {
+                        format!("{}\n", l.text)
+                    }
+                })
+                .collect();
+            let filename = format!("{subdomain}-{}.log", Utc::now().format("%Y%m%dT%H%M%SZ"));
+            let disposition = format!("attachment; filename=\"{filename}\"");
+            Ok((
+                [
+                    (CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+                    (CONTENT_DISPOSITION, disposition),
+                ],
+                body,
+            )
+                .into_response())
+        }
+        _ => Err(ApiError::validation(
+            "format",
+            "one_of",
+            "format must be json, ndjson or text",
+        )),
+    }
+}
