@@ -326,6 +326,10 @@ pub struct ReconcileConfig {
     /// Seconds a started container may take to become healthy.
     #[arg(long, env = "HEALTH_TIMEOUT_SECS", default_value_t = 300)]
     pub health_timeout_secs: u64,
+    /// Restarts during start-up after which a container counts as crash-looping:
+    /// it is stopped and the action ends in `error` with its last output.
+    #[arg(long = "crash-loop-restarts", env = "CRASH_LOOP_RESTARTS", default_value_t = 3)]
+    pub crash_loop_restarts: i64,
 }
 
 impl ReconcileConfig {

@@ -13,7 +13,7 @@
 #   TRAEFIK_HTTP_PORT=18080     Traefik entrypoint `web`
 #   TRAEFIK_PING_PORT=18081     Traefik entrypoint `traefik` (/ping, dashboard)
 #   TENANTS_NETWORK=fresco_tenants
-#   FRESCO_STANDIN_IMAGE=fresco-stand-in:dev
+#   FRESCO_STANDIN_IMAGE=fresco-stand-in:dev   (and <tag>-3.0, imitating Fresco 3.0)
 
 STACK_LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 STACK_REPO="$(cd "$(dirname "$STACK_LIB")/../.." && pwd)"
@@ -370,6 +370,7 @@ TRAEFIK_ENTRYPOINT=web
 TENANTS_NETWORK=$NETWORK
 FRESCO_IMAGE=${FRESCO_IMAGE:-$STANDIN_IMAGE}
 FRESCO_STANDIN_IMAGE=$STANDIN_IMAGE
+FRESCO_STANDIN_IMAGE_3_0=$STANDIN_IMAGE-3.0
 FRESCO_HEALTHCHECK=["/fresco-stand-in","healthcheck"]
 HEALTHCHECK_INTERVAL_SECS=1
 BASE_DOMAIN=fresco.localhost

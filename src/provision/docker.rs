@@ -198,6 +198,7 @@ impl TenantRuntime for DockerRuntime {
             started_at: parse_time(state.started_at.as_deref()),
             spec_hash,
             exit_code: state.exit_code,
+            restart_count: c.restart_count.unwrap_or(0),
             last_health_output,
         }))
     }

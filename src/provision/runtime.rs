@@ -92,6 +92,8 @@ pub struct ContainerInfo {
     pub started_at: Option<DateTime<Utc>>,
     pub spec_hash: Option<String>,
     pub exit_code: Option<i64>,
+    /// How often Docker's restart policy has restarted this container.
+    pub restart_count: i64,
     /// Output of the most recent failed health check, for error messages.
     pub last_health_output: Option<String>,
 }

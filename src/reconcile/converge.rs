@@ -9,7 +9,7 @@ use rand::Rng;
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::Reconciler;
+use super::{crash_loop, Reconciler};
 use crate::domain::{Action, DesiredState, TenantId, TenantStatus};
 use crate::provision::database::DatabaseError;
 use crate::provision::labels::SPEC_HASH;
@@ -34,6 +34,9 @@ pub enum ConvergeError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Container(String),
+    /// The container keeps exiting during start-up: retrying cannot help.
+    #[error("{0}")]
+    CrashLoop(String),
 }
 
 impl From<sqlx::Error> for ConvergeError {
@@ -127,20 +130,19 @@ impl Reconciler {
                     ConvergeError::Database(_) | ConvergeError::Store(_) => {
                         self.inner.telemetry.postgres_errors.inc()
                     }
-                    ConvergeError::Container(_) => {}
+                    ConvergeError::Container(_) | ConvergeError::CrashLoop(_) => {}
                 }
                 let message = e.to_string();
                 let retry_in = self.inner.cfg.backoff(tenant.attempts);
                 let retry_at =
                     Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
-                let final_failure = store::tenants::fail(
-                    pool,
-                    &tenant,
-                    &message,
-                    self.inner.cfg.max_attempts,
-                    retry_at,
-                )
-                .await?;
+                // A crash loop ends the action now; anything else has its attempts.
+                let max_attempts = match e {
+                    ConvergeError::CrashLoop(_) => tenant.attempts + 1,
+                    _ => self.inner.cfg.max_attempts,
+                };
+                let final_failure =
+                    store::tenants::fail(pool, &tenant, &message, max_attempts, retry_at).await?;
                 if final_failure {
                     self.observe(&tenant, "failed");
                     warn!(error = %message, "tenant failed; giving up until its owner acts");
@@ -354,10 +356,29 @@ impl Reconciler {
                 "container disappeared right after it was started".into(),
             ));
         };
-        self.health_outcome(tenant, c)
+        self.health_outcome(tenant, c).await
     }
 
-    fn health_outcome(&self, tenant: &Tenant, c: ContainerInfo) -> Result<Outcome, ConvergeError> {
+    async fn health_outcome(
+        &self,
+        tenant: &Tenant,
+        c: ContainerInfo,
+    ) -> Result<Outcome, ConvergeError> {
+        let id = tenant.tenant_id();
+        let restarts =
+            self.inner
+                .crash_loops
+                .restarts_since_action(id, tenant.action_started_at, &c);
+        if restarts >= self.inner.cfg.crash_loop_restarts && c.health != Health::Healthy {
+            // Stop it, or Docker's restart policy loops it forever.
+            let message = crash_loop::describe(&*self.inner.runtime, id, &c, restarts).await;
+            self.inner
+                .runtime
+                .stop(id, self.inner.tenants.stop_timeout_secs as i64)
+                .await?;
+            self.inner.crash_loops.forget(id);
+            return Err(ConvergeError::CrashLoop(message));
+        }
         let reached = || Outcome::Reached {
             status: TenantStatus::Active,
             container_id: Some(c.id.clone()),

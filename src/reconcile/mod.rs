@@ -6,6 +6,7 @@
 //! converge without anyone acting.
 
 mod converge;
+mod crash_loop;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,8 @@ struct Inner {
     running: Mutex<Running>,
     tasks: TaskTracker,
     last_orphans: Mutex<Option<String>>,
+    /// Restart counts at the start of each tenant's action (crash loops).
+    crash_loops: crash_loop::Baselines,
     /// Where containers reach Postgres, as last worked out.
     db_target: Mutex<Option<crate::provision::spec::DbTarget>>,
     telemetry: Arc<Telemetry>,
@@ -96,6 +99,7 @@ impl Reconciler {
                 running: Mutex::new(Running::default()),
                 tasks: TaskTracker::new(),
                 last_orphans: Mutex::new(None),
+                crash_loops: Default::default(),
                 db_target: Mutex::new(None),
                 telemetry,
             }),

@@ -6,6 +6,7 @@ pub mod deployments;
 pub mod locks;
 pub mod notify;
 pub mod sessions;
+pub mod setup_claims;
 pub mod signup;
 pub mod tenants;
 pub mod usage;

@@ -470,6 +470,19 @@ pub async fn count_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, StoreE
     )
 }
 
+/// The live (not destroyed) tenant served at `subdomain`, if any.
+pub async fn live_by_subdomain(
+    pool: &PgPool,
+    subdomain: &Subdomain,
+) -> Result<Option<Tenant>, StoreError> {
+    Ok(sqlx::query_as::<_, Tenant>(&format!(
+        "SELECT {COLUMNS} FROM tenants WHERE subdomain = $1 AND status <> 'destroyed'"
+    ))
+    .bind(subdomain.as_str())
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// Which of `subdomains` live tenants already use.
 pub async fn taken_subdomains(
     pool: &PgPool,

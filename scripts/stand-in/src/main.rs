@@ -7,14 +7,25 @@
 //!   naming the variable when `DATABASE_URL` / `DATABASE_URL_UNPOOLED` is missing or empty,
 //!   when `PUBLIC_URL` is not an http(s) URL with a host, or when `DISABLE_ANALYTICS` is
 //!   something other than `true` / `false`.
-//! * It connects with `DATABASE_URL` (retrying for up to 60 s), creates its tables
-//!   idempotently in the schema named by the Prisma-style `?schema=` parameter (else `public`),
-//!   records `initializedAt` once, waits out `STANDIN_STARTUP_DELAY_MS` (default 1500, counted
-//!   from start; it stands for Fresco's start-up migrations) and only then opens `PORT`
-//!   (default 3000) on `HOSTNAME` (default 0.0.0.0).
-//! * Routes: `GET /signin` 200, `GET /setup` 200, `GET /api/health` 200 when `SELECT 1` works
-//!   (else 503), `GET /` 307 to /signin, anything else 404. Each of these requests prints
-//!   one line `METHOD /path STATUS` on stdout.
+//! * It imitates one Fresco release, `STANDIN_FRESCO_VERSION` (baked into the image):
+//!   `3.1` (the default; what `fresco:latest` publishes), `3.0`, or `4`. It is never more
+//!   lenient than that release where the platform depends on it:
+//!   - migrations create the tables in the schema named by the Prisma-style `?schema=`
+//!     parameter (else `public`); from 3.1 on they also create a temporary table (Fresco's
+//!     2024-10 `app_settings_kv` migration does), so the role needs `TEMP`;
+//!   - queries (recording `initializedAt`, health) go to that schema only on 3.0; from 3.1 on
+//!     (Prisma 7 ignores `?schema=` for queries) they go to `public`, so a schema-isolated
+//!     tenant fails to start, as the real app does;
+//!   - `GET /api/health` exists only on 4; on 3.x it is a 404.
+//! * It connects with `DATABASE_URL` (retrying the connection for up to 60 s), applies its
+//!   migrations, records `initializedAt` once (a failure there exits 1 at once, as Fresco's
+//!   start script does), waits out `STANDIN_STARTUP_DELAY_MS` (default 1500, counted from
+//!   start; it stands for Fresco's start-up) and only then opens `PORT` (default 3000) on
+//!   `HOSTNAME` (default 0.0.0.0).
+//! * Routes: `GET /signin` 200 when the database answers (else 500; Fresco's sign-in page
+//!   reads its settings), `GET /setup` 200, `GET /api/health` (4 only) 200 or 503,
+//!   `GET /` 308 to /dashboard, `GET /dashboard` 307 to /signin, anything else 404. Each of
+//!   these requests prints one line `METHOD /path STATUS` on stdout.
 //! * Stand-in-only routes (never in real Fresco), for log-streaming tests and benchmarks; they
 //!   print no request line of their own, so tests can count exact lines:
 //!   - `GET /stand-in/echo?stream=stdout|stderr&text=T&n=N` writes `T` (form-decoded) as `N`
@@ -28,8 +39,9 @@
 //!   holding CR or LF) gives 400, a method other than GET 405.
 //! * SIGTERM / SIGINT: exits 0 at once (it is PID 1 in its container, where the default
 //!   disposition of those signals is "ignore", so they are handled explicitly).
-//! * `fresco-stand-in healthcheck`: `GET /api/health` on 127.0.0.1:$PORT, exit 0 on a 200,
-//!   exit 1 otherwise, within 3 s. Meant for the Docker HEALTHCHECK (exec form).
+//! * `fresco-stand-in healthcheck`: what the platform's default check does with `node`:
+//!   `GET /api/health` on 127.0.0.1:$PORT, and `GET /signin` when that is a 404; exit 0 on a
+//!   200, exit 1 otherwise, within 3 s. Meant for the Docker HEALTHCHECK (exec form).
 //!
 //! The binary is linked statically against glibc and runs in a `FROM scratch` image, so it
 //! resolves no host names by itself: give `DATABASE_URL` an IP address. A name is still
@@ -101,17 +113,54 @@ fn main() {
 
 fn usage() -> &'static str {
     "usage: fresco-stand-in              serve (configured by environment variables)\n\
-     \x20      fresco-stand-in healthcheck  GET /api/health on 127.0.0.1:$PORT, exit 0 on 200\n\
+     \x20      fresco-stand-in healthcheck  GET /api/health (else /signin) on 127.0.0.1:$PORT, exit 0 on 200\n\
      environment: DATABASE_URL, DATABASE_URL_UNPOOLED, PUBLIC_URL (required);\n\
      \x20            PORT (3000), HOSTNAME (0.0.0.0), DISABLE_ANALYTICS (true|false),\n\
-     \x20            STANDIN_STARTUP_DELAY_MS (1500)"
+     \x20            STANDIN_STARTUP_DELAY_MS (1500), STANDIN_FRESCO_VERSION (3.1; or 3.0, 4)"
 }
 
 // ---------------------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------------------
 
+/// The Fresco release the stand-in imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    V3_0,
+    V3_1,
+    V4,
+}
+
+impl Release {
+    fn parse(raw: &str) -> Option<Self> {
+        match raw.trim() {
+            "3.0" => Some(Self::V3_0),
+            "" | "3.1" => Some(Self::V3_1),
+            "4" => Some(Self::V4),
+            _ => None,
+        }
+    }
+
+    /// Prisma 7 (Fresco 3.1+) ignores `?schema=` for queries; migrations honour it.
+    fn query_schema<'a>(&self, db: &'a DbUrl) -> &'a str {
+        match self {
+            Self::V3_0 => db.schema_name(),
+            Self::V3_1 | Self::V4 => "public",
+        }
+    }
+
+    fn has_health_route(&self) -> bool {
+        *self == Self::V4
+    }
+
+    /// Fresco's 2024-10 migration creates a temporary table.
+    fn migrations_need_temp(&self) -> bool {
+        *self != Self::V3_0
+    }
+}
+
 struct Settings {
+    release: Release,
     db: DbUrl,
     public_url: String,
     port: u16,
@@ -184,6 +233,14 @@ fn load_settings() -> Result<Settings, ConfigError> {
 
     let port = port_from_env()?;
     let bind_ip = bind_ip_from_env()?;
+    let release = match optional_var("STANDIN_FRESCO_VERSION")? {
+        None => Release::V3_1,
+        Some(v) => Release::parse(&v).ok_or_else(|| {
+            ConfigError(format!(
+                "STANDIN_FRESCO_VERSION must be 3.0, 3.1 or 4, got {v:?}"
+            ))
+        })?,
+    };
 
     let startup_delay = match optional_var("STANDIN_STARTUP_DELAY_MS")? {
         None => Duration::from_millis(DEFAULT_STARTUP_DELAY_MS),
@@ -199,6 +256,7 @@ fn load_settings() -> Result<Settings, ConfigError> {
     };
 
     Ok(Settings {
+        release,
         db,
         public_url,
         port,
@@ -479,9 +537,8 @@ fn describe_pg_error(e: &postgres::Error) -> String {
     msg
 }
 
-/// Stands for Fresco's Prisma migrations: idempotent, in the tenant's schema.
-/// Returns the recorded `initializedAt`.
-fn migrate(client: &mut Client, db: &DbUrl) -> Result<String, String> {
+/// Stands for Fresco's Prisma migrations: idempotent, in the schema `?schema=` names.
+fn migrate(client: &mut Client, db: &DbUrl, release: Release) -> Result<(), String> {
     let schema = db.schema_name();
     let s = quote_ident(schema);
     let err = |e: postgres::Error| db.scrub(&describe_pg_error(&e));
@@ -502,39 +559,52 @@ fn migrate(client: &mut Client, db: &DbUrl) -> Result<String, String> {
                 )
             })?;
     }
-    client
-        .batch_execute(&format!("SET search_path TO {s}"))
-        .map_err(err)?;
-
     let mut tx = client.transaction().map_err(err)?;
+    if release.migrations_need_temp() {
+        tx.batch_execute(
+            "CREATE TEMP TABLE _app_settings_kv_migration (key text, value text) ON COMMIT DROP",
+        )
+        .map_err(|e| format!("migration app_settings_kv failed: {}", err(e)))?;
+    }
     tx.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS {s}.\"AppSettings\" (\
              key text PRIMARY KEY, \
              value text NOT NULL); \
          CREATE TABLE IF NOT EXISTS {s}.\"Interview\" (\
              id text PRIMARY KEY, \
-             \"startTime\" timestamptz NOT NULL DEFAULT now()); \
-         INSERT INTO {s}.\"AppSettings\" (key, value) VALUES ('initializedAt', \
-             to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) \
-             ON CONFLICT (key) DO NOTHING;"
+             \"startTime\" timestamptz NOT NULL DEFAULT now());"
     ))
     .map_err(err)?;
-    let row = tx
+    tx.commit().map_err(err)
+}
+
+/// Stands for Fresco's `initialize.ts`: records `initializedAt` once, in the schema
+/// its queries use. Returns the recorded value.
+fn initialize(client: &mut Client, db: &DbUrl, release: Release) -> Result<String, String> {
+    let q = quote_ident(release.query_schema(db));
+    let err = |e: postgres::Error| db.scrub(&describe_pg_error(&e));
+    client
+        .batch_execute(&format!(
+            "INSERT INTO {q}.\"AppSettings\" (key, value) VALUES ('initializedAt', \
+                 to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) \
+                 ON CONFLICT (key) DO NOTHING;"
+        ))
+        .map_err(err)?;
+    let row = client
         .query_one(
             &format!(
-                "SELECT value FROM {s}.\"AppSettings\" WHERE key = {}",
+                "SELECT value FROM {q}.\"AppSettings\" WHERE key = {}",
                 quote_literal("initializedAt")
             ),
             &[],
         )
         .map_err(err)?;
-    let initialized_at: String = row.try_get(0).map_err(err)?;
-    tx.commit().map_err(err)?;
-    Ok(initialized_at)
+    row.try_get(0).map_err(err)
 }
 
 struct Db {
     url: DbUrl,
+    release: Release,
     client: Mutex<Option<Client>>,
 }
 
@@ -547,7 +617,7 @@ impl Db {
             let mut c = connect(&self.url)?;
             c.batch_execute(&format!(
                 "SET search_path TO {}",
-                quote_ident(self.url.schema_name())
+                quote_ident(self.release.query_schema(&self.url))
             ))
             .map_err(|e| self.url.scrub(&describe_pg_error(&e)))?;
             *guard = Some(c);
@@ -611,26 +681,21 @@ fn serve() -> i32 {
         SocketAddr::new(settings.bind_ip, settings.port)
     );
 
-    // Connect and "migrate", retrying for up to 60 s (the database may still be starting).
+    // Connect, retrying for up to 60 s (the database may still be starting).
     let deadline = Instant::now() + DB_RETRY_WINDOW;
     let mut attempt = 0u32;
-    let (client, initialized_at) = loop {
+    let mut client = loop {
         attempt += 1;
-        let result = connect(&settings.db).and_then(|mut c| {
-            let at = migrate(&mut c, &settings.db)?;
-            Ok((c, at))
-        });
-        match result {
-            Ok(ok) => break ok,
+        match connect(&settings.db) {
+            Ok(c) => break c,
             Err(e) => {
                 eprintln!(
-                    "stand-in: database {} (schema {}) attempt {attempt} failed: {e}",
-                    settings.db.display,
-                    settings.db.schema_name()
+                    "stand-in: database {} attempt {attempt} failed: {e}",
+                    settings.db.display
                 );
                 if Instant::now() + DB_RETRY_SLEEP >= deadline {
                     eprintln!(
-                        "stand-in: error: could not prepare the database within {} s, giving up",
+                        "stand-in: error: could not reach the database within {} s, giving up",
                         DB_RETRY_WINDOW.as_secs()
                     );
                     return 1;
@@ -639,7 +704,19 @@ fn serve() -> i32 {
             }
         }
     };
+    // Migrations and initialisation fail the start at once, as Fresco's start script does.
+    if let Err(e) = migrate(&mut client, &settings.db, settings.release) {
+        eprintln!("stand-in: error: migrations failed: {e}");
+        return 1;
+    }
     println!("migrations applied in schema {}", settings.db.schema_name());
+    let initialized_at = match initialize(&mut client, &settings.db, settings.release) {
+        Ok(at) => at,
+        Err(e) => {
+            eprintln!("stand-in: error: initialize failed: {e}");
+            return 1;
+        }
+    };
     println!("initializedAt {initialized_at} (first-run setup at /setup)");
 
     // Fresco opens its port only after its migrations: wait out the rest of the delay.
@@ -660,6 +737,7 @@ fn serve() -> i32 {
 
     let db = Arc::new(Db {
         url: settings.db,
+        release: settings.release,
         client: Mutex::new(Some(client)),
     });
     let active = Arc::new(AtomicUsize::new(0));
@@ -771,8 +849,8 @@ fn handle_connection(mut stream: TcpStream, db: &Db) {
     let head_only = req.method == "HEAD";
     let known = matches!(
         req.path.as_str(),
-        "/" | "/signin" | "/setup" | "/api/health"
-    );
+        "/" | "/dashboard" | "/signin" | "/setup"
+    ) || (req.path == "/api/health" && db.release.has_health_route());
     let (status, ctype, body, extra): (u16, &str, String, Vec<(&str, &str)>) =
         if req.method != "GET" && !head_only {
             if known {
@@ -788,24 +866,41 @@ fn handle_connection(mut stream: TcpStream, db: &Db) {
         } else {
             match req.path.as_str() {
                 "/" => (
+                    308,
+                    "text/plain",
+                    "/dashboard\n".into(),
+                    vec![("Location", "/dashboard")],
+                ),
+                "/dashboard" => (
                     307,
                     "text/plain",
-                    "redirecting to /signin\n".into(),
+                    "/signin\n".into(),
                     vec![("Location", "/signin")],
                 ),
-                "/signin" => (
-                    200,
-                    "text/html; charset=utf-8",
-                    page("Sign in", "Sign in to Fresco (stand-in)."),
-                    vec![],
-                ),
+                "/signin" => match db.healthy() {
+                    Ok(()) => (
+                        200,
+                        "text/html; charset=utf-8",
+                        page("Sign In", "Sign in to Fresco (stand-in)."),
+                        vec![],
+                    ),
+                    Err(e) => {
+                        eprintln!("stand-in: sign-in page cannot read its settings: {e}");
+                        (
+                            500,
+                            "text/plain",
+                            "Internal Server Error\n".into(),
+                            vec![],
+                        )
+                    }
+                },
                 "/setup" => (
                     200,
                     "text/html; charset=utf-8",
                     page("Setup", "Create the administrator account (stand-in)."),
                     vec![],
                 ),
-                "/api/health" => match db.healthy() {
+                "/api/health" if db.release.has_health_route() => match db.healthy() {
                     Ok(()) => (
                         200,
                         "application/json",
@@ -1204,8 +1299,13 @@ fn healthcheck() -> i32 {
             return 1;
         }
     };
-    match probe(port) {
-        Ok(status_line) if is_200(&status_line) => {
+    let answer = match probe(port, "/api/health") {
+        // Fresco 3.x has no health route: its sign-in page reads the database.
+        Ok(line) if is_status(&line, "404") => probe(port, "/signin"),
+        other => other,
+    };
+    match answer {
+        Ok(status_line) if is_status(&status_line, "200") => {
             println!("healthcheck: {status_line}");
             0
         }
@@ -1220,12 +1320,12 @@ fn healthcheck() -> i32 {
     }
 }
 
-fn is_200(status_line: &str) -> bool {
+fn is_status(status_line: &str, code: &str) -> bool {
     let mut parts = status_line.split_whitespace();
-    matches!(parts.next(), Some(v) if v.starts_with("HTTP/1.")) && parts.next() == Some("200")
+    matches!(parts.next(), Some(v) if v.starts_with("HTTP/1.")) && parts.next() == Some(code)
 }
 
-fn probe(port: u16) -> Result<String, String> {
+fn probe(port: u16, path: &str) -> Result<String, String> {
     let deadline = Instant::now() + HEALTHCHECK_TIMEOUT;
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let remaining = |d: Instant| {
@@ -1238,8 +1338,11 @@ fn probe(port: u16) -> Result<String, String> {
     stream
         .set_write_timeout(Some(remaining(deadline)?))
         .map_err(|e| e.to_string())?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: fresco-stand-in-healthcheck\r\nConnection: close\r\n\r\n"
+    );
     stream
-        .write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: fresco-stand-in-healthcheck\r\nConnection: close\r\n\r\n")
+        .write_all(request.as_bytes())
         .map_err(|e| format!("cannot send the request: {e}"))?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 512];
@@ -1303,8 +1406,8 @@ mod tests {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(percent_decode("a%2Fb%"), "a/b%");
         assert_eq!(percent_decode("%4"), "%4");
-        assert!(is_200("HTTP/1.1 200 OK"));
-        assert!(!is_200("HTTP/1.1 503 Service Unavailable"));
+        assert!(is_status("HTTP/1.1 200 OK", "200"));
+        assert!(!is_status("HTTP/1.1 503 Service Unavailable", "200"));
     }
 
     #[test]
