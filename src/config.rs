@@ -1,49 +1,11 @@
 //! Configuration: one clap struct per concern, every field settable from the
-//! environment. `fresco-platform serve --help` is the configuration reference.
+//! environment. `fresco-platform serve --help` is the configuration reference;
+//! the commands that take these structs are in `cli::args`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "fresco-platform",
-    version,
-    about = "Runs Fresco as a multi-tenant service"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the API and the reconciler.
-    Serve(Box<ServeConfig>),
-    /// Apply the platform schema migrations and exit.
-    Migrate(DbConfig),
-    /// Create (or promote) an admin user and print a new admin API key once.
-    CreateAdmin(CreateAdminArgs),
-    /// Tail a tenant container's logs through the API.
-    Logs(crate::cli::LogsArgs),
-    /// List and act on tenants through the API.
-    Tenants(crate::cli::TenantsArgs),
-    /// Current resource use of a tenant through the API.
-    Metrics(crate::cli::MetricsArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct CreateAdminArgs {
-    #[command(flatten)]
-    pub db: DbConfig,
-    /// Email address of the admin user.
-    #[arg(long, env = "ADMIN_EMAIL")]
-    pub email: String,
-    /// Name recorded on the API key.
-    #[arg(long, default_value = "cli")]
-    pub key_name: String,
-}
+use clap::{Args, ValueEnum};
 
 #[derive(Clone, Args)]
 pub struct DbConfig {

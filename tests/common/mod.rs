@@ -22,7 +22,8 @@ use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use fresco_platform::config::{Cli, Command as CliCommand, ServeConfig};
+use fresco_platform::cli::{Cli, Command as CliCommand};
+use fresco_platform::config::ServeConfig;
 use fresco_platform::domain::TenantId;
 use fresco_platform::provision::TenantDatabases;
 
