@@ -60,7 +60,7 @@ impl ClientOptions {
                 None => String::new(),
             };
             Failure::Usage(format!(
-                "no API key: set FRESCO_API_KEY, pass --api-key{file}"
+                "no API key: set FRESCO_API_KEY, pass --fresco-api-key{file}"
             ))
         })?;
         let base = base_url(url.as_deref().unwrap_or(DEFAULT_URL))?;

@@ -1,5 +1,6 @@
 //! The binary's argument tree: `fresco-platform <command>` and the arguments of
-//! each command.
+//! each command. Every flag that an environment variable can set is named after
+//! it (`TENANT_ISOLATION` is `--tenant-isolation`); a test below keeps it so.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -41,7 +42,7 @@ pub struct CreateAdminArgs {
     #[command(flatten)]
     pub db: DbConfig,
     /// Email address of the admin user.
-    #[arg(long, env = "ADMIN_EMAIL")]
+    #[arg(long = "admin-email", env = "ADMIN_EMAIL")]
     pub email: String,
     /// Name recorded on the API key.
     #[arg(long, default_value = "cli")]
@@ -53,7 +54,7 @@ pub struct CreateAdminArgs {
 pub struct ClientOptions {
     /// The platform's API [default: `url` in the config file, else http://127.0.0.1:8080].
     #[arg(
-        long,
+        long = "fresco-platform-url",
         env = "FRESCO_PLATFORM_URL",
         value_name = "URL",
         global = true,
@@ -63,7 +64,7 @@ pub struct ClientOptions {
     /// API key, sent as `Authorization: Bearer` [default: `api_key` in the config file].
     /// Prefer the environment or the config file: arguments are visible to other users.
     #[arg(
-        long,
+        long = "fresco-api-key",
         env = "FRESCO_API_KEY",
         hide_env_values = true,
         value_name = "KEY",
@@ -75,7 +76,7 @@ pub struct ClientOptions {
     /// environment gives; keep it private (chmod 600)
     /// [default: ~/.config/fresco-platform/cli.conf].
     #[arg(
-        long,
+        long = "fresco-cli-config",
         env = "FRESCO_CLI_CONFIG",
         value_name = "FILE",
         global = true,
@@ -242,8 +243,63 @@ fn parse_duration(s: &str) -> Option<chrono::Duration> {
 #[cfg(test)]
 mod tests {
     use chrono::SecondsFormat;
+    use clap::CommandFactory;
 
     use super::*;
+
+    /// `TENANT_ISOLATION` → `tenant-isolation`.
+    fn flag_for(env: &str) -> String {
+        env.to_lowercase().replace('_', "-")
+    }
+
+    /// Every argument with an environment variable, in every command, as
+    /// (command path, env variable, long flag).
+    fn env_args(command: &clap::Command, path: &str, found: &mut Vec<(String, String, String)>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                found.push((
+                    path.to_owned(),
+                    env.to_string_lossy().into_owned(),
+                    arg.get_long().unwrap_or("").to_owned(),
+                ));
+            }
+        }
+        for sub in command.get_subcommands() {
+            env_args(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn every_flag_is_named_after_its_environment_variable() {
+        let mut found = Vec::new();
+        env_args(&Cli::command(), "fresco-platform", &mut found);
+        // The walk reaches serve's settings, create-admin and the client commands.
+        for (path, env) in [
+            ("fresco-platform serve", "TENANT_ISOLATION"),
+            ("fresco-platform serve", "SMTP_URL"),
+            ("fresco-platform create-admin", "ADMIN_EMAIL"),
+            ("fresco-platform tenants", "FRESCO_API_KEY"),
+        ] {
+            assert!(
+                found.iter().any(|(p, e, _)| p == path && e == env),
+                "{env} not found under `{path}`"
+            );
+        }
+        let wrong: Vec<String> = found
+            .iter()
+            .filter(|(_, env, long)| *long != flag_for(env))
+            .map(|(path, env, long)| {
+                format!("`{path}`: {env} is --{long}, expected --{}", flag_for(env))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn the_argument_tree_is_consistent() {
+        // clap's own checks: no flag defined twice, defaults parse, and so on.
+        Cli::command().debug_assert();
+    }
 
     #[test]
     fn moments_are_durations_ago_or_rfc3339() {

@@ -206,8 +206,9 @@ impl Platform {
     pub fn config(&self) -> ServeConfig {
         // Everything not given here comes from the environment scripts/test exports.
         let mut argv = vec!["fresco-platform".to_owned(), "serve".to_owned()];
+        // Each flag is named after its variable: TENANT_ISOLATION is --tenant-isolation.
         for (k, v) in self.args() {
-            argv.push(format!("--{}", flag_name(&k)));
+            argv.push(format!("--{}", k.to_lowercase().replace('_', "-")));
             argv.push(v);
         }
         match Cli::try_parse_from(argv)
@@ -600,42 +601,6 @@ impl Drop for Platform {
             });
         })
         .join();
-    }
-}
-
-fn flag_name(env_name: &str) -> &'static str {
-    match env_name {
-        "DATABASE_URL" => "database-url",
-        "LISTEN_ADDR" => "listen-addr",
-        "PLATFORM_INSTANCE" => "platform-instance",
-        "TENANT_ISOLATION" => "isolation",
-        "RESYNC_INTERVAL_SECS" => "resync-interval-secs",
-        "RECONCILE_BACKOFF_MS" => "backoff-ms",
-        "RECONCILE_MAX_ATTEMPTS" => "max-attempts",
-        "RECONCILE_CONCURRENCY" => "concurrency",
-        "TENANT_STOP_TIMEOUT_SECS" => "stop-timeout-secs",
-        "HEALTH_TIMEOUT_SECS" => "health-timeout-secs",
-        "FRESCO_IMAGE" => "fresco-image",
-        "TENANT_MEMORY_MB" => "memory-mb",
-        "RATE_LIMIT_GENERAL" => "general",
-        "RATE_LIMIT_GENERAL_WINDOW_SECS" => "general-window-secs",
-        "RATE_LIMIT_LOGIN" => "login",
-        "RATE_LIMIT_LOGIN_WINDOW_SECS" => "login-window-secs",
-        "RATE_LIMIT_ACTIONS" => "actions",
-        "RATE_LIMIT_ACTIONS_WINDOW_SECS" => "actions-window-secs",
-        "MAIL_DIR" => "mail-dir",
-        "SMTP_URL" => "smtp-url",
-        "PLATFORM_URL" => "platform-url",
-        "TENANT_QUOTA" => "tenant-quota",
-        "SIGNUP_SESSION_TTL_MINUTES" => "signup-ttl-minutes",
-        "TERMS_VERSION" => "terms-version",
-        "METRICS_TOKEN" => "metrics-token",
-        "METRICS_INTERVAL_SECS" => "metrics-interval-secs",
-        "METRICS_RETENTION_DAYS" => "metrics-retention-days",
-        "METRICS_STREAM_INTERVAL_SECS" => "stream-interval-secs",
-        "ALERT_THRESHOLD_PERCENT" => "alert-threshold-percent",
-        "ALERT_SUSTAINED_SAMPLES" => "alert-sustained-samples",
-        other => panic!("no flag mapping for {other}"),
     }
 }
 
