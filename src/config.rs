@@ -1,49 +1,12 @@
 //! Configuration: one clap struct per concern, every field settable from the
-//! environment. `fresco-platform serve --help` is the configuration reference.
+//! environment and from the flag named after it (`TENANT_ISOLATION`,
+//! `--tenant-isolation`). `fresco-platform serve --help` is the configuration
+//! reference; the commands that take these structs are in `cli::args`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "fresco-platform",
-    version,
-    about = "Runs Fresco as a multi-tenant service"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the API and the reconciler.
-    Serve(Box<ServeConfig>),
-    /// Apply the platform schema migrations and exit.
-    Migrate(DbConfig),
-    /// Create (or promote) an admin user and print a new admin API key once.
-    CreateAdmin(CreateAdminArgs),
-    /// Tail a tenant container's logs through the API.
-    Logs(crate::cli::LogsArgs),
-    /// List and act on tenants through the API.
-    Tenants(crate::cli::TenantsArgs),
-    /// Current resource use of a tenant through the API.
-    Metrics(crate::cli::MetricsArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct CreateAdminArgs {
-    #[command(flatten)]
-    pub db: DbConfig,
-    /// Email address of the admin user.
-    #[arg(long, env = "ADMIN_EMAIL")]
-    pub email: String,
-    /// Name recorded on the API key.
-    #[arg(long, default_value = "cli")]
-    pub key_name: String,
-}
+use clap::{Args, ValueEnum};
 
 #[derive(Clone, Args)]
 pub struct DbConfig {
@@ -116,10 +79,18 @@ pub struct ObserveConfig {
     #[arg(long, env = "METRICS_RETENTION_DAYS", default_value_t = 7)]
     pub metrics_retention_days: i64,
     /// Docker stats calls in flight at once during a sampler pass.
-    #[arg(long, env = "METRICS_SAMPLER_CONCURRENCY", default_value_t = 8)]
+    #[arg(
+        long = "metrics-sampler-concurrency",
+        env = "METRICS_SAMPLER_CONCURRENCY",
+        default_value_t = 8
+    )]
     pub sampler_concurrency: usize,
     /// Seconds between events of a live metrics stream.
-    #[arg(long, env = "METRICS_STREAM_INTERVAL_SECS", default_value_t = 5)]
+    #[arg(
+        long = "metrics-stream-interval-secs",
+        env = "METRICS_STREAM_INTERVAL_SECS",
+        default_value_t = 5
+    )]
     pub stream_interval_secs: u64,
     /// A tenant above this share (%) of its memory or CPU limit …
     #[arg(long, env = "ALERT_THRESHOLD_PERCENT", default_value_t = 80.0)]
@@ -156,7 +127,11 @@ pub struct AccountConfig {
     #[arg(long, env = "SESSION_REMEMBER_DAYS", default_value_t = 30)]
     pub session_remember_days: i64,
     /// How long a signup wizard session stays usable.
-    #[arg(long, env = "SIGNUP_SESSION_TTL_MINUTES", default_value_t = 60)]
+    #[arg(
+        long = "signup-session-ttl-minutes",
+        env = "SIGNUP_SESSION_TTL_MINUTES",
+        default_value_t = 60
+    )]
     pub signup_ttl_minutes: i64,
     /// How long an emailed password-reset link works.
     #[arg(long, env = "PASSWORD_RESET_TTL_MINUTES", default_value_t = 60)]
@@ -203,22 +178,46 @@ impl AccountConfig {
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitConfig {
     /// Requests per window for each user (or each IP when anonymous).
-    #[arg(long, env = "RATE_LIMIT_GENERAL", default_value_t = 600)]
+    #[arg(
+        long = "rate-limit-general",
+        env = "RATE_LIMIT_GENERAL",
+        default_value_t = 600
+    )]
     pub general: u32,
     /// Window of the general limit, in seconds.
-    #[arg(long, env = "RATE_LIMIT_GENERAL_WINDOW_SECS", default_value_t = 60)]
+    #[arg(
+        long = "rate-limit-general-window-secs",
+        env = "RATE_LIMIT_GENERAL_WINDOW_SECS",
+        default_value_t = 60
+    )]
     pub general_window_secs: u64,
     /// Login and password-reset attempts per window, per IP and per email.
-    #[arg(long, env = "RATE_LIMIT_LOGIN", default_value_t = 10)]
+    #[arg(
+        long = "rate-limit-login",
+        env = "RATE_LIMIT_LOGIN",
+        default_value_t = 10
+    )]
     pub login: u32,
     /// Window of the login limit, in seconds.
-    #[arg(long, env = "RATE_LIMIT_LOGIN_WINDOW_SECS", default_value_t = 900)]
+    #[arg(
+        long = "rate-limit-login-window-secs",
+        env = "RATE_LIMIT_LOGIN_WINDOW_SECS",
+        default_value_t = 900
+    )]
     pub login_window_secs: u64,
     /// Deploys and lifecycle actions per window, per user.
-    #[arg(long, env = "RATE_LIMIT_ACTIONS", default_value_t = 30)]
+    #[arg(
+        long = "rate-limit-actions",
+        env = "RATE_LIMIT_ACTIONS",
+        default_value_t = 30
+    )]
     pub actions: u32,
     /// Window of the actions limit, in seconds.
-    #[arg(long, env = "RATE_LIMIT_ACTIONS_WINDOW_SECS", default_value_t = 60)]
+    #[arg(
+        long = "rate-limit-actions-window-secs",
+        env = "RATE_LIMIT_ACTIONS_WINDOW_SECS",
+        default_value_t = 60
+    )]
     pub actions_window_secs: u64,
 }
 
@@ -238,7 +237,12 @@ pub struct TenantConfig {
     #[arg(long, env = "PLATFORM_INSTANCE", default_value = "default")]
     pub platform_instance: String,
     /// How tenants are isolated in Postgres.
-    #[arg(long, env = "TENANT_ISOLATION", value_enum, default_value = "schema")]
+    #[arg(
+        long = "tenant-isolation",
+        env = "TENANT_ISOLATION",
+        value_enum,
+        default_value = "schema"
+    )]
     pub isolation: Isolation,
     /// host[:port] of Postgres as seen from inside tenant containers. Defaults to the
     /// tenants network's gateway and the port of DATABASE_URL.
@@ -253,7 +257,7 @@ pub struct TenantConfig {
     pub fresco_image: String,
     /// Docker HEALTHCHECK: a JSON array is run in exec form, anything else by the shell.
     #[arg(
-        long,
+        long = "fresco-healthcheck",
         env = "FRESCO_HEALTHCHECK",
         default_value = "node -e \"fetch('http://127.0.0.1:3000/api/health').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))\""
     )]
@@ -284,44 +288,80 @@ pub struct TenantConfig {
     )]
     pub traefik_middlewares: String,
     /// Memory limit per tenant in MiB (at least 256); swap is twice this.
-    #[arg(long, env = "TENANT_MEMORY_MB", default_value_t = 512)]
+    #[arg(
+        long = "tenant-memory-mb",
+        env = "TENANT_MEMORY_MB",
+        default_value_t = 512
+    )]
     pub memory_mb: u32,
     /// CPU limit per tenant (cores).
-    #[arg(long, env = "TENANT_CPUS", default_value_t = 0.5)]
+    #[arg(long = "tenant-cpus", env = "TENANT_CPUS", default_value_t = 0.5)]
     pub cpus: f64,
     /// Process limit per tenant container.
-    #[arg(long, env = "TENANT_PIDS_LIMIT", default_value_t = 100)]
+    #[arg(
+        long = "tenant-pids-limit",
+        env = "TENANT_PIDS_LIMIT",
+        default_value_t = 100
+    )]
     pub pids_limit: i64,
     /// Seconds Docker waits after SIGTERM before killing a tenant container.
-    #[arg(long, env = "TENANT_STOP_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        long = "tenant-stop-timeout-secs",
+        env = "TENANT_STOP_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
     pub stop_timeout_secs: u32,
     /// DISABLE_ANALYTICS given to Fresco.
     #[arg(long, env = "DISABLE_ANALYTICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub disable_analytics: bool,
     /// Connection limit of each tenant role.
-    #[arg(long, env = "TENANT_CONNECTION_LIMIT", default_value_t = 20)]
+    #[arg(
+        long = "tenant-connection-limit",
+        env = "TENANT_CONNECTION_LIMIT",
+        default_value_t = 20
+    )]
     pub connection_limit: u32,
     /// statement_timeout set on each tenant role.
-    #[arg(long, env = "TENANT_STATEMENT_TIMEOUT", default_value = "60s")]
+    #[arg(
+        long = "tenant-statement-timeout",
+        env = "TENANT_STATEMENT_TIMEOUT",
+        default_value = "60s"
+    )]
     pub statement_timeout: String,
     /// idle_in_transaction_session_timeout set on each tenant role.
-    #[arg(long, env = "TENANT_IDLE_TX_TIMEOUT", default_value = "60s")]
+    #[arg(
+        long = "tenant-idle-tx-timeout",
+        env = "TENANT_IDLE_TX_TIMEOUT",
+        default_value = "60s"
+    )]
     pub idle_in_transaction_timeout: String,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ReconcileConfig {
     /// Tenants converged at the same time.
-    #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 4)]
+    #[arg(
+        long = "reconcile-concurrency",
+        env = "RECONCILE_CONCURRENCY",
+        default_value_t = 4
+    )]
     pub concurrency: usize,
     /// Seconds between full resyncs of every tenant against Docker and Postgres.
     #[arg(long, env = "RESYNC_INTERVAL_SECS", default_value_t = 30)]
     pub resync_interval_secs: u64,
     /// Failed attempts before a tenant is put in `error`.
-    #[arg(long, env = "RECONCILE_MAX_ATTEMPTS", default_value_t = 5)]
+    #[arg(
+        long = "reconcile-max-attempts",
+        env = "RECONCILE_MAX_ATTEMPTS",
+        default_value_t = 5
+    )]
     pub max_attempts: i32,
     /// First retry delay; doubled per attempt, capped at 5 minutes.
-    #[arg(long, env = "RECONCILE_BACKOFF_MS", default_value_t = 2000)]
+    #[arg(
+        long = "reconcile-backoff-ms",
+        env = "RECONCILE_BACKOFF_MS",
+        default_value_t = 2000
+    )]
     pub backoff_ms: u64,
     /// Seconds a started container may take to become healthy.
     #[arg(long, env = "HEALTH_TIMEOUT_SECS", default_value_t = 300)]

@@ -3,7 +3,8 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use fresco_platform::config::{Cli, Command, LogFormat};
+use fresco_platform::cli::{Cli, Command};
+use fresco_platform::config::LogFormat;
 use fresco_platform::{app, cli, store};
 
 fn init_logging(format: LogFormat) {

@@ -1,0 +1,55 @@
+//! Reaching tenants the way their users do: through Traefik, by Host header.
+
+use std::time::{Duration, Instant};
+
+use super::env;
+
+/// GET through Traefik with the tenant's Host header; returns the status.
+pub async fn through_traefik(subdomain: &str, path: &str) -> u16 {
+    let port = env("TRAEFIK_HTTP_PORT");
+    let host = format!("{subdomain}.{}", env("BASE_DOMAIN"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    match client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .header("Host", host)
+        .send()
+        .await
+    {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Traefik applies Docker changes after its provider throttle (~2 s): poll.
+pub async fn wait_traefik(subdomain: &str, path: &str, expected: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = through_traefik(subdomain, path).await;
+        if got == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Traefik answered {got} for {subdomain}{path}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Makes the tenant's stand-in write `n` lines of `text` to one of its streams
+/// (a stand-in-only route, reached through Traefik).
+pub async fn echo(subdomain: &str, stream: &str, text: &str, n: u32) {
+    let port = env("TRAEFIK_HTTP_PORT");
+    let host = format!("{subdomain}.{}", env("BASE_DOMAIN"));
+    let url = format!("http://127.0.0.1:{port}/stand-in/echo?stream={stream}&text={text}&n={n}");
+    let r = reqwest::Client::new()
+        .get(url)
+        .header("Host", host)
+        .send()
+        .await
+        .expect("echo");
+    assert_eq!(r.status(), 200, "stand-in echo refused");
+}
