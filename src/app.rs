@@ -24,7 +24,11 @@ use crate::usage::Usage;
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Connects to Postgres (applying migrations) and Docker, and builds the state.
-pub async fn prepare(config: ServeConfig) -> anyhow::Result<AppState> {
+pub async fn prepare(mut config: ServeConfig) -> anyhow::Result<AppState> {
+    if config.tenants.setup_guard_url.is_none() {
+        let platform = config.accounts.platform_url.trim_end_matches('/');
+        config.tenants.setup_guard_url = Some(format!("{platform}/api/v1/setup-guard"));
+    }
     if config.tenants.memory_mb < crate::provision::spec::MIN_MEMORY_MB {
         anyhow::bail!(
             "TENANT_MEMORY_MB must be at least {}",

@@ -236,12 +236,14 @@ pub struct TenantConfig {
     /// ever touches containers that carry its own name.
     #[arg(long, env = "PLATFORM_INSTANCE", default_value = "default")]
     pub platform_instance: String,
-    /// How tenants are isolated in Postgres.
+    /// How tenants are isolated in Postgres: `database` works with every Fresco
+    /// release; `schema` only with images whose queries honour `?schema=` (Fresco
+    /// 3.0 and earlier; 3.1+ uses Prisma 7, which ignores it, and fails to start).
     #[arg(
         long = "tenant-isolation",
         env = "TENANT_ISOLATION",
         value_enum,
-        default_value = "schema"
+        default_value = "database"
     )]
     pub isolation: Isolation,
     /// host[:port] of Postgres as seen from inside tenant containers. Defaults to the
@@ -256,10 +258,12 @@ pub struct TenantConfig {
     )]
     pub fresco_image: String,
     /// Docker HEALTHCHECK: a JSON array is run in exec form, anything else by the shell.
+    /// The default passes on Fresco 4 (`/api/health`) and 3.x, which has no health
+    /// route: on a 404 it asks `/signin`, a page that reads the database.
     #[arg(
         long = "fresco-healthcheck",
         env = "FRESCO_HEALTHCHECK",
-        default_value = "node -e \"fetch('http://127.0.0.1:3000/api/health').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))\""
+        default_value = "node -e \"const u='http://127.0.0.1:3000';fetch(u+'/api/health').then(r=>r.status===404?fetch(u+'/signin'):r).then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))\""
     )]
     pub healthcheck: String,
     /// Seconds between health checks.
@@ -287,6 +291,12 @@ pub struct TenantConfig {
         default_value = "security-headers@file"
     )]
     pub traefik_middlewares: String,
+    /// Where Traefik reaches the platform's setup-claim guard (a forwardAuth in
+    /// front of each tenant's `/setup`). Default: PLATFORM_URL + `/api/v1/setup-guard`;
+    /// set it when Traefik reaches the platform by another address (e.g. a
+    /// container network).
+    #[arg(long, env = "SETUP_GUARD_URL")]
+    pub setup_guard_url: Option<String>,
     /// Memory limit per tenant in MiB (at least 256); swap is twice this.
     #[arg(
         long = "tenant-memory-mb",
@@ -368,7 +378,11 @@ pub struct ReconcileConfig {
     pub health_timeout_secs: u64,
     /// Restarts during start-up after which a container counts as crash-looping:
     /// it is stopped and the action ends in `error` with its last output.
-    #[arg(long = "crash-loop-restarts", env = "CRASH_LOOP_RESTARTS", default_value_t = 3)]
+    #[arg(
+        long = "crash-loop-restarts",
+        env = "CRASH_LOOP_RESTARTS",
+        default_value_t = 3
+    )]
     pub crash_loop_restarts: i64,
 }
 

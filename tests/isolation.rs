@@ -21,7 +21,11 @@ fn denied(result: Result<impl std::fmt::Debug, sqlx::Error>, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_mode_tenant_role_is_confined_to_its_schema() {
-    let p = Platform::start(Options::default()).await;
+    let p = Platform::start(Options {
+        isolation: "schema",
+        ..Default::default()
+    })
+    .await;
     let a = p.create_active(&subdomain("iso-a")).await;
     let b = p.create_active(&subdomain("iso-b")).await;
     let schema_b = tenant_id(&b).schema_name();

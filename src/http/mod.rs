@@ -16,6 +16,7 @@ pub mod logs;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
+pub mod setup_guard;
 mod state;
 pub mod telemetry;
 pub mod tenants;
@@ -49,6 +50,7 @@ fn api() -> ApiRouter {
         .merge(events::router())
         .merge(usage::router())
         .merge(telemetry::router())
+        .merge(setup_guard::router())
         .merge(admin::router())
 }
 

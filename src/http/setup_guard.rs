@@ -17,15 +17,12 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::{ApiRouter, AppState};
 use crate::domain::Subdomain;
+use crate::provision::labels::{CLAIM_COOKIE, SETUP_PATH};
 use crate::store::setup_claims;
 use crate::store::tenants::{self, Tenant};
 
-/// The cookie that carries the owner's claim on the tenant's host.
-pub const CLAIM_COOKIE: &str = "fp_setup_claim";
 /// The query parameter of the one-time link.
 pub const CLAIM_PARAM: &str = "claim";
-/// The path Fresco's first-run setup lives under.
-pub const SETUP_PATH: &str = "/setup";
 
 pub fn router() -> ApiRouter {
     ApiRouter::new().routes(routes!(guard))
@@ -42,7 +39,10 @@ pub fn router() -> ApiRouter {
         (status = 200, description = "the browser holds the owner's claim (a first use of the link sets the claim cookie)"),
         (status = 403, description = "an HTML page: the instance is being set up by its owner", content_type = "text/html"),
         (status = 500, body = super::error::ErrorBody)))]
-pub async fn guard(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn guard(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let Some(tenant) = tenant_of(&state, &headers).await? else {
         return Ok(refusal(&state));
     };
@@ -75,7 +75,11 @@ async fn tenant_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Tenan
     let Some(host) = header(headers, "x-forwarded-host") else {
         return Ok(None);
     };
-    let host = host.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    let host = host
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let suffix = format!(".{}", state.config.tenants.base_domain.to_ascii_lowercase());
     let Some(Ok(subdomain)) = host.strip_suffix(&suffix).map(Subdomain::parse) else {
         return Ok(None);
@@ -151,7 +155,10 @@ mod tests {
     #[test]
     fn finds_the_claim_in_the_query_and_the_cookie_in_the_header() {
         assert_eq!(claim_param("/setup?claim=abc123"), Some("abc123"));
-        assert_eq!(claim_param("/setup?step=2&claim=abc123&x=1"), Some("abc123"));
+        assert_eq!(
+            claim_param("/setup?step=2&claim=abc123&x=1"),
+            Some("abc123")
+        );
         assert_eq!(claim_param("/setup"), None);
         assert_eq!(claim_param("/setup?claim="), None);
         assert_eq!(claim_param("/setup?claim=a%27b"), None);

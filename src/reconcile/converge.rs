@@ -369,7 +369,11 @@ impl Reconciler {
             self.inner
                 .crash_loops
                 .restarts_since_action(id, tenant.action_started_at, &c);
-        if restarts >= self.inner.cfg.crash_loop_restarts && c.health != Health::Healthy {
+        // Fresco never exits on its own: an exit during start-up, or restarts
+        // piling up while Docker's policy brings it back, is its start failing.
+        let exited = matches!(c.state, RunState::Exited | RunState::Dead);
+        let looping = restarts >= self.inner.cfg.crash_loop_restarts && c.health != Health::Healthy;
+        if exited || looping {
             // Stop it, or Docker's restart policy loops it forever.
             let message = crash_loop::describe(&*self.inner.runtime, id, &c, restarts).await;
             self.inner
@@ -389,10 +393,6 @@ impl Reconciler {
             (RunState::Running, Health::Unhealthy) => Err(ConvergeError::Container(format!(
                 "container is unhealthy; last health check said: {}",
                 c.last_health_output.as_deref().unwrap_or("(nothing)")
-            ))),
-            (RunState::Exited | RunState::Dead, _) => Err(ConvergeError::Container(format!(
-                "container exited with code {} during start-up; see its logs",
-                c.exit_code.unwrap_or(-1)
             ))),
             _ => {
                 let timeout = self.inner.cfg.health_timeout_secs;

@@ -1,5 +1,6 @@
-//! Crash loops during start-up: a container that Docker's restart policy keeps
-//! restarting would otherwise sit in `provisioning` until the health timeout.
+//! Crash loops during start-up: a container that exits, and that Docker's restart
+//! policy keeps restarting, would otherwise sit in `provisioning` until the
+//! health timeout.
 //! Restarts are counted from the first look at the container during the
 //! tenant's current action, so restarts from earlier days do not count.
 
@@ -81,7 +82,7 @@ pub async fn describe(
         .exit_code
         .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
     let mut message = format!(
-        "container keeps exiting during start-up (exit code {code}, restarted {restarts} times); it was stopped"
+        "container exited during start-up (exit code {code}; restarted {restarts} times by Docker); it was stopped"
     );
     if lines.is_empty() {
         message.push_str("; it wrote no output");
@@ -156,14 +157,24 @@ mod tests {
 
     #[test]
     fn passwords_in_urls_and_assignments_are_hidden() {
-        let line = "Error: connect postgres://tenant_user_ab:s3cr3t-Pw@10.0.0.1:5432/db?schema=x failed";
+        let line =
+            "Error: connect postgres://tenant_user_ab:s3cr3t-Pw@10.0.0.1:5432/db?schema=x failed";
         let clean = scrub(line);
         assert!(!clean.contains("s3cr3t"), "{clean}");
         assert!(clean.contains("postgres://tenant_user_ab:***@10.0.0.1:5432/db?schema=x"));
         let env = scrub("DATABASE_URL=postgres://u:p@h/db DATABASE_URL_UNPOOLED=postgres://u:p@h/db PGPASSWORD=hunter2 ok");
-        assert_eq!(env, "DATABASE_URL=*** DATABASE_URL_UNPOOLED=*** PGPASSWORD=*** ok");
-        assert_eq!(scrub("visit https://example.org/signin"), "visit https://example.org/signin");
-        assert_eq!(scrub("two a://x:1@h b://y:2@h"), "two a://x:***@h b://y:***@h");
+        assert_eq!(
+            env,
+            "DATABASE_URL=*** DATABASE_URL_UNPOOLED=*** PGPASSWORD=*** ok"
+        );
+        assert_eq!(
+            scrub("visit https://example.org/signin"),
+            "visit https://example.org/signin"
+        );
+        assert_eq!(
+            scrub("two a://x:1@h b://y:2@h"),
+            "two a://x:***@h b://y:***@h"
+        );
         assert_eq!(scrub("odd ://@ :// x://@"), "odd ://@ :// x://@");
     }
 
@@ -173,13 +184,28 @@ mod tests {
         let tenant = TenantId::new();
         let started = Some(Utc::now());
         // Restarts from before this action do not count.
-        assert_eq!(baselines.restarts_since_action(tenant, started, &container(7)), 0);
-        assert_eq!(baselines.restarts_since_action(tenant, started, &container(9)), 2);
+        assert_eq!(
+            baselines.restarts_since_action(tenant, started, &container(7)),
+            0
+        );
+        assert_eq!(
+            baselines.restarts_since_action(tenant, started, &container(9)),
+            2
+        );
         // A new container starts counting again.
-        assert_eq!(baselines.restarts_since_action(tenant, started, &container(1)), 0);
-        assert_eq!(baselines.restarts_since_action(tenant, started, &container(4)), 3);
+        assert_eq!(
+            baselines.restarts_since_action(tenant, started, &container(1)),
+            0
+        );
+        assert_eq!(
+            baselines.restarts_since_action(tenant, started, &container(4)),
+            3
+        );
         // So does a new action.
         let later = Some(Utc::now() + chrono::Duration::seconds(1));
-        assert_eq!(baselines.restarts_since_action(tenant, later, &container(4)), 0);
+        assert_eq!(
+            baselines.restarts_since_action(tenant, later, &container(4)),
+            0
+        );
     }
 }

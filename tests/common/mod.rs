@@ -20,7 +20,7 @@ pub use self::{
     api::Member,
     platform::{Options, Platform},
     sse::{Sse, SseReader},
-    traefik::{echo, through_traefik, wait_traefik},
+    traefik::{echo, fetch_through_traefik, through_traefik, wait_traefik},
 };
 
 use rand::distributions::Alphanumeric;

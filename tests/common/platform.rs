@@ -38,7 +38,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            isolation: "schema",
+            isolation: "database",
             process: false,
             extra: vec![],
             log_file: None,
@@ -160,6 +160,14 @@ impl Platform {
             ),
             ("PLATFORM_URL".into(), self.base.clone()),
         ];
+        // Fresco 3.1+ (and the default stand-in) cannot run schema-isolated: schema
+        // mode runs the stand-in that imitates Fresco 3.0.
+        if self.opts.isolation == "schema" {
+            args.push((
+                "FRESCO_IMAGE".into(),
+                super::env("FRESCO_STANDIN_IMAGE_3_0"),
+            ));
+        }
         if let Some(sink) = &self.smtp {
             args.push(("SMTP_URL".into(), sink.url()));
         }

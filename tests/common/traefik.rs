@@ -23,6 +23,32 @@ pub async fn through_traefik(subdomain: &str, path: &str) -> u16 {
     }
 }
 
+/// A tenant's answer through Traefik: status, headers and body (redirects are
+/// not followed).
+pub async fn fetch_through_traefik(
+    subdomain: &str,
+    path: &str,
+    cookie: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let port = env("TRAEFIK_HTTP_PORT");
+    let host = format!("{subdomain}.{}", env("BASE_DOMAIN"));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut request = client
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .header("Host", host);
+    if let Some(cookie) = cookie {
+        request = request.header("Cookie", cookie);
+    }
+    let r = request.send().await.expect("Traefik answers");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, headers, r.text().await.unwrap_or_default())
+}
+
 /// Traefik applies Docker changes after its provider throttle (~2 s): poll.
 pub async fn wait_traefik(subdomain: &str, path: &str, expected: u16, timeout: Duration) {
     let deadline = Instant::now() + timeout;

@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{load_visible, setup_info, SetupInfo};
+use super::{add_claim_link, load_visible, setup_info, SetupInfo};
 use crate::domain::{Action, DesiredState, TenantStatus};
 use crate::http::caller::Caller;
 use crate::http::error::{ApiError, ErrorBody};
@@ -171,10 +171,15 @@ pub async fn deployment_status(
         None
     };
     let url = state.config.tenants.tenant_url(&t.subdomain);
-    let setup = setup_info(&state, &t);
+    let mut setup = setup_info(&state, &t);
+    add_claim_link(&state, &caller, &t, &mut setup).await?;
     let quick_start = setup.as_ref().map(|s| {
         vec![
-            format!("Open {} and create your Fresco admin account before {}.", s.url, s.deadline.format("%Y-%m-%d %H:%M UTC")),
+            format!(
+                "Open {} and create your Fresco admin account before {}.",
+                s.claim_url.as_deref().unwrap_or(&s.url),
+                s.deadline.format("%Y-%m-%d %H:%M UTC")
+            ),
             "Upload a protocol (.netcanvas file) from the Fresco dashboard.".to_owned(),
             "Create participants or enable anonymous recruitment, then share the interview links.".to_owned(),
             format!("Your instance lives at {url}; manage it (stop, restart, destroy) from the platform."),

@@ -17,14 +17,18 @@ use utoipa_axum::routes;
 use super::caller::Caller;
 use super::error::ApiError;
 use super::extract::{PageMeta, TenantPath};
+use super::setup_guard::CLAIM_PARAM;
 use super::{ApiRouter, AppState};
 use crate::domain::TenantStatus;
 use crate::store::deployments::DeploymentLog;
+use crate::store::setup_claims;
 use crate::store::tenants::{self, Tenant};
 use crate::store::StoreError;
 
 /// How long after its first start a Fresco instance accepts its admin account.
-const SETUP_WINDOW_HOURS: i64 = 2;
+pub const SETUP_WINDOW_HOURS: i64 = 2;
+/// How long a setup claim link works.
+const CLAIM_LINK_MINUTES: i64 = 30;
 
 pub fn router() -> ApiRouter {
     ApiRouter::new()
@@ -45,6 +49,11 @@ pub struct SetupInfo {
     pub url: String,
     /// After this the instance shows /expired.
     pub deadline: DateTime<Utc>,
+    /// For the owner only: a one-time link that opens `url` and lets this browser
+    /// past the platform's setup guard (anyone else is refused there). It works
+    /// once, for 30 minutes; each read of the tenant gives a fresh one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -120,6 +129,7 @@ fn setup_info(state: &AppState, t: &Tenant) -> Option<SetupInfo> {
         (t.status == TenantStatus::Active && deadline > Utc::now()).then(|| SetupInfo {
             url: format!("{url}/setup"),
             deadline,
+            claim_url: None,
         })
     })
 }
@@ -150,4 +160,21 @@ fn view(state: &AppState, t: &Tenant) -> TenantView {
         metrics: None,
         resource_alert: t.resource_alert.clone(),
     }
+}
+
+/// Adds the owner's one-time claim link to the setup information, when there is
+/// a setup to claim and the caller owns the tenant.
+async fn add_claim_link(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &Tenant,
+    setup: &mut Option<SetupInfo>,
+) -> Result<(), ApiError> {
+    let Some(setup) = setup.as_mut().filter(|_| caller.user.id == tenant.user_id) else {
+        return Ok(());
+    };
+    let expires = (Utc::now() + chrono::Duration::minutes(CLAIM_LINK_MINUTES)).min(setup.deadline);
+    let token = setup_claims::issue_link(&state.pool, tenant.tenant_id(), expires).await?;
+    setup.claim_url = Some(format!("{}?{}={token}", setup.url, CLAIM_PARAM));
+    Ok(())
 }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 
-use super::{load_visible, view, ContainerView, TenantList, TenantView};
+use super::{add_claim_link, load_visible, view, ContainerView, TenantList, TenantView};
 use crate::domain::TenantStatus;
 use crate::http::caller::Caller;
 use crate::http::error::{ApiError, ErrorBody};
@@ -77,6 +77,7 @@ pub async fn show(
 ) -> Result<Json<TenantView>, ApiError> {
     let tenant = load_visible(&state, &caller, &path).await?;
     let mut v = view(&state, &tenant);
+    add_claim_link(&state, &caller, &tenant, &mut v.setup).await?;
     v.container = Some(match state.runtime.inspect(tenant.tenant_id()).await {
         Ok(Some(c)) => ContainerView {
             id: Some(c.id),
