@@ -29,6 +29,12 @@ impl std::fmt::Debug for DbConfig {
     }
 }
 
+/// The default Docker HEALTHCHECK (shell form, run with the image's `node`):
+/// `/api/health` on Fresco 4; Fresco 3.x has no health route, so on a 404 it
+/// asks `/signin`, a page that reads the database. Redirects (to `/expired` once
+/// the setup window has passed) are followed.
+pub const DEFAULT_HEALTHCHECK: &str = "node -e \"const u='http://127.0.0.1:3000';fetch(u+'/api/health').then(r=>r.status===404?fetch(u+'/signin'):r).then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))\"";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Isolation {
     /// One shared database, a schema and a role per tenant.
@@ -263,7 +269,7 @@ pub struct TenantConfig {
     #[arg(
         long = "fresco-healthcheck",
         env = "FRESCO_HEALTHCHECK",
-        default_value = "node -e \"const u='http://127.0.0.1:3000';fetch(u+'/api/health').then(r=>r.status===404?fetch(u+'/signin'):r).then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))\""
+        default_value = DEFAULT_HEALTHCHECK
     )]
     pub healthcheck: String,
     /// Seconds between health checks.

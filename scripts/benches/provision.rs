@@ -1,9 +1,12 @@
 //! Provisioning benchmark (not a test): tenants created through the API, timed
 //! from "API accepted" to `active` and to the first 200 through Traefik, against
 //! a floor measured in the same run: the same image created and started straight
-//! through the Docker API plus the same role/schema SQL, timed to healthy and to
+//! through the Docker API plus the same role/database SQL, timed to healthy and to
 //! the first 200 through Traefik. Prints p50/p95, the ratio control plane/floor,
-//! and the control plane's peak RSS. Run with `scripts/bench` (BENCH_N tenants).
+//! and the control plane's peak RSS; first with the stand-in (BENCH_N tenants),
+//! then with the real Fresco (`FRESCO_REAL_IMAGE`, BENCH_REAL_N tenants, default
+//! 3), adding the container's peak memory during start-up and the phases of
+//! Fresco's start from its log. Run with `scripts/bench`.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -16,13 +19,21 @@ use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, RemoveContainerOptionsBuilder,
     StartContainerOptions,
 };
-use common::{env, random, subdomain, through_traefik, Options, Platform};
+use common::{env, random, subdomain, tenant_id, through_traefik, Options, Platform};
 use fresco_platform::domain::TenantId;
 use fresco_platform::provision::database::{ident, literal};
 
 struct Sample {
     active: Duration,
     routed: Duration,
+}
+
+/// An image to provision, with the health check the platform gives it.
+#[derive(Clone)]
+struct Image {
+    name: String,
+    /// Docker's HEALTHCHECK test (`CMD …` or `CMD-SHELL …`).
+    healthcheck: Vec<String>,
 }
 
 fn percentile(mut xs: Vec<Duration>, p: f64) -> Duration {
@@ -44,12 +55,14 @@ async fn wait_routed(sub: &str, start: Instant) -> Duration {
     start.elapsed()
 }
 
-async fn through_platform(p: &Platform, sub: String) -> Sample {
+async fn through_platform(p: &Platform, sub: String, track_memory: bool) -> (Sample, u64) {
     let (status, body) = p.create_tenant(&sub).await;
     let accepted = Instant::now();
     assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let container = tenant_id(&id).container_name();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut peak_memory = 0u64;
     loop {
         let (_, t) = p
             .request(reqwest::Method::GET, &format!("/api/v1/tenants/{id}"), None)
@@ -58,33 +71,52 @@ async fn through_platform(p: &Platform, sub: String) -> Sample {
             break;
         }
         assert!(Instant::now() < deadline, "{sub} never active: {t}");
+        if track_memory {
+            peak_memory = peak_memory.max(memory_now(p, &container).await);
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let active = accepted.elapsed();
     let routed = wait_routed(&sub, accepted).await;
-    Sample { active, routed }
+    (Sample { active, routed }, peak_memory)
+}
+
+/// The container's memory use now (bytes), 0 when it has none yet.
+async fn memory_now(p: &Platform, container: &str) -> u64 {
+    let options = bollard::query_parameters::StatsOptionsBuilder::new()
+        .stream(false)
+        .one_shot(true)
+        .build();
+    let mut stats = p.docker.stats(container, Some(options));
+    match futures::StreamExt::next(&mut stats).await {
+        Some(Ok(s)) => s.memory_stats.and_then(|m| m.usage).unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// The same work without the control plane: role + schema SQL, then the same
 /// container straight through the Docker API.
-async fn floor(p: &Platform, sub: String) -> (Sample, TenantId) {
+async fn floor(p: &Platform, sub: String, image: &Image) -> (Sample, TenantId) {
     let start = Instant::now();
     let id = TenantId::new();
-    let (role, schema) = (ident(&id.role_name()), ident(&id.schema_name()));
+    let (role, db) = (ident(&id.role_name()), ident(&id.database_name()));
     let password = random(32);
     let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
     sqlx::raw_sql(&format!(
         "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE CONNECTION LIMIT 20;
          GRANT {role} TO CURRENT_USER;
-         ALTER ROLE {role} SET search_path = {schema};
-         CREATE SCHEMA {schema} AUTHORIZATION {role};
-         BEGIN; SELECT pg_advisory_xact_lock({lock});
-         GRANT CONNECT ON DATABASE {db} TO {role};
-         COMMIT;
          ALTER ROLE {role} PASSWORD {pw};",
-        db = ident(&p.db_name),
         pw = literal(&verifier),
-        lock = fresco_platform::provision::database::DATABASE_ACL_LOCK,
+    ))
+    .execute(&p.pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql(&format!("CREATE DATABASE {db} OWNER {role}"))
+        .execute(&p.pool)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!(
+        "REVOKE ALL ON DATABASE {db} FROM PUBLIC; GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role};"
     ))
     .execute(&p.pool)
     .await
@@ -103,11 +135,10 @@ async fn floor(p: &Platform, sub: String) -> (Sample, TenantId) {
         .and_then(|c| c.into_iter().find_map(|c| c.gateway))
         .unwrap();
     let url = format!(
-        "postgres://{}:{password}@{gateway}:{}/{}?schema={}",
+        "postgres://{}:{password}@{gateway}:{}/{}",
         id.role_name(),
         env("FP_PG_PORT"),
-        p.db_name,
-        id.schema_name()
+        id.database_name(),
     );
     let router = format!("floor-{}", id.simple());
     let labels = HashMap::from([
@@ -127,11 +158,8 @@ async fn floor(p: &Platform, sub: String) -> (Sample, TenantId) {
         ),
         ("fresco-platform.instance".to_owned(), p.instance.clone()),
     ]);
-    let healthcheck: Vec<String> = std::iter::once("CMD".to_owned())
-        .chain(serde_json::from_str::<Vec<String>>(&env("FRESCO_HEALTHCHECK")).unwrap())
-        .collect();
     let body = ContainerCreateBody {
-        image: Some(env("FRESCO_IMAGE")),
+        image: Some(image.name.clone()),
         env: Some(vec![
             format!("DATABASE_URL={url}"),
             format!("DATABASE_URL_UNPOOLED={url}"),
@@ -141,7 +169,7 @@ async fn floor(p: &Platform, sub: String) -> (Sample, TenantId) {
         ]),
         labels: Some(labels),
         healthcheck: Some(HealthConfig {
-            test: Some(healthcheck),
+            test: Some(image.healthcheck.clone()),
             interval: Some(1_000_000_000),
             timeout: Some(5_000_000_000),
             retries: Some(3),
@@ -198,11 +226,11 @@ async fn remove_floor(p: &Platform, id: TenantId) {
             Some(RemoveContainerOptionsBuilder::new().force(true).build()),
         )
         .await;
-    let (role, schema) = (ident(&id.role_name()), ident(&id.schema_name()));
-    let lock = fresco_platform::provision::database::DATABASE_ACL_LOCK;
-    let _ = sqlx::raw_sql(&format!(
-        "BEGIN; SELECT pg_advisory_xact_lock({lock}); DROP SCHEMA {schema} CASCADE; DROP OWNED BY {role}; DROP ROLE {role}; COMMIT;"
-    ))
+    let (role, db) = (ident(&id.role_name()), ident(&id.database_name()));
+    let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&p.pool)
+        .await;
+    let _ = sqlx::raw_sql(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
         .execute(&p.pool)
         .await;
 }
@@ -238,53 +266,105 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// One image's measurement: floor and platform, sequential and concurrent.
+async fn bench(label: &str, image: Image, n: usize, track_memory: bool) {
+    let extra = vec![
+        ("RECONCILE_CONCURRENCY", n.max(4).to_string()),
+        ("FRESCO_IMAGE", image.name.clone()),
+        ("FRESCO_HEALTHCHECK", platform_healthcheck(&image)),
+        ("HEALTH_TIMEOUT_SECS", "300".to_owned()),
+    ];
+    let p = Platform::start(Options {
+        process: true,
+        extra,
+        ..Default::default()
+    })
+    .await;
+    println!("{label}: {n} tenants, image {}", image.name);
+    let mut floor_seq = vec![];
+    let mut floor_ids = vec![];
+    for _ in 0..n {
+        let (s, id) = floor(&p, subdomain("floor"), &image).await;
+        floor_seq.push(s);
+        floor_ids.push(id);
+    }
+    let mut seq = vec![];
+    let mut peaks = vec![];
+    for _ in 0..n {
+        let (s, peak) = through_platform(&p, subdomain("seq"), track_memory).await;
+        seq.push(s);
+        peaks.push(peak);
+    }
+    let floor_conc: Vec<(Sample, TenantId)> =
+        futures::future::join_all((0..n).map(|_| floor(&p, subdomain("floorc"), &image))).await;
+    let conc: Vec<Sample> =
+        futures::future::join_all((0..n).map(|_| through_platform(&p, subdomain("conc"), false)))
+            .await
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+    let (floor_conc, ids): (Vec<Sample>, Vec<TenantId>) = floor_conc.into_iter().unzip();
+    floor_ids.extend(ids);
+
+    report("sequential", &seq, &floor_seq);
+    report("concurrent", &conc, &floor_conc);
+    if track_memory {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        peaks.sort();
+        println!(
+            "container memory during start-up (sequential, sampled while not yet active): p50 {:.0} MiB, max {:.0} MiB (limit 512 MiB)",
+            mib(peaks[peaks.len() / 2]),
+            mib(*peaks.last().unwrap())
+        );
+    }
+    match p.server_pid().and_then(peak_rss_kib) {
+        Some(kib) => println!("control plane peak RSS: {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("control plane peak RSS: unavailable"),
+    }
+    for id in floor_ids {
+        remove_floor(&p, id).await;
+    }
+    p.cleanup().await;
+}
+
+/// FRESCO_HEALTHCHECK for the platform: exec form as JSON, shell form as text.
+fn platform_healthcheck(image: &Image) -> String {
+    match image.healthcheck.split_first() {
+        Some((kind, rest)) if kind == "CMD" => serde_json::to_string(rest).unwrap(),
+        _ => image.healthcheck[1..].join(" "),
+    }
+}
+
 fn main() {
-    let n: usize = std::env::var("BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let count = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        let extra = vec![("RECONCILE_CONCURRENCY", n.max(4).to_string())];
-        let p = Platform::start(Options {
-            process: true,
-            extra,
-            ..Default::default()
-        })
-        .await;
-        println!(
-            "provisioning benchmark: {n} tenants, image {}",
-            env("FRESCO_IMAGE")
-        );
-
-        let mut floor_seq = vec![];
-        let mut floor_ids = vec![];
-        for _ in 0..n {
-            let (s, id) = floor(&p, subdomain("floor")).await;
-            floor_seq.push(s);
-            floor_ids.push(id);
+        let stand_in = Image {
+            name: env("FRESCO_IMAGE"),
+            healthcheck: std::iter::once("CMD".to_owned())
+                .chain(serde_json::from_str::<Vec<String>>(&env("FRESCO_HEALTHCHECK")).unwrap())
+                .collect(),
+        };
+        bench("stand-in", stand_in, count("BENCH_N", 5), false).await;
+        match std::env::var("FRESCO_REAL_IMAGE") {
+            Ok(name) => {
+                let real = Image {
+                    name,
+                    healthcheck: vec![
+                        "CMD-SHELL".to_owned(),
+                        fresco_platform::config::DEFAULT_HEALTHCHECK.to_owned(),
+                    ],
+                };
+                bench("real Fresco", real, count("BENCH_REAL_N", 3), true).await;
+            }
+            Err(_) => println!(
+                "real Fresco: skipped (FRESCO_REAL_IMAGE is not set; scripts/bench sets it)"
+            ),
         }
-        let mut seq = vec![];
-        for _ in 0..n {
-            seq.push(through_platform(&p, subdomain("seq")).await);
-        }
-        let floor_conc: Vec<(Sample, TenantId)> =
-            futures::future::join_all((0..n).map(|_| floor(&p, subdomain("floorc")))).await;
-        let conc: Vec<Sample> =
-            futures::future::join_all((0..n).map(|_| through_platform(&p, subdomain("conc"))))
-                .await;
-        let (floor_conc, ids): (Vec<Sample>, Vec<TenantId>) = floor_conc.into_iter().unzip();
-        floor_ids.extend(ids);
-
-        report("sequential", &seq, &floor_seq);
-        report("concurrent", &conc, &floor_conc);
-        match p.server_pid().and_then(peak_rss_kib) {
-            Some(kib) => println!("control plane peak RSS: {:.1} MiB", kib as f64 / 1024.0),
-            None => println!("control plane peak RSS: unavailable"),
-        }
-        for id in floor_ids {
-            remove_floor(&p, id).await;
-        }
-        p.cleanup().await;
     });
 }
