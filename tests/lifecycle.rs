@@ -104,6 +104,17 @@ async fn database_mode_tenant_gets_its_own_database() {
     .await
     .expect("stand-in tables in the public schema of the tenant database");
     assert_eq!(rows, 1);
+    // The setup deadline shown is Fresco's own: initializedAt + 2 hours.
+    let initialized: String =
+        sqlx::query_scalar("SELECT value FROM \"AppSettings\" WHERE key = 'initializedAt'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let initialized = chrono::DateTime::parse_from_rfc3339(&initialized).unwrap();
+    let t = p.tenant(&id).await;
+    let deadline =
+        chrono::DateTime::parse_from_rfc3339(t["setup"]["deadline"].as_str().unwrap()).unwrap();
+    assert_eq!(deadline - initialized, chrono::Duration::hours(2), "{t}");
     // Nothing of the tenant in the platform database.
     assert_eq!(
         table_count_in_schema(&p, &tenant_id(&id).schema_name()).await,

@@ -7,7 +7,8 @@
 //! tenant role is granted to the platform role. Names derive from the tenant id
 //! and are still quoted; passwords reach the server only as SCRAM verifiers.
 
-use sqlx::PgPool;
+use chrono::{DateTime, Utc};
+use sqlx::{Connection, PgPool};
 
 use crate::config::{Isolation, TenantConfig};
 use crate::domain::TenantId;
@@ -217,6 +218,44 @@ impl TenantDatabases {
             ),
         )
         .await
+    }
+
+    /// When Fresco recorded its first start (`AppSettings.initializedAt`, written
+    /// by its `initialize.ts`): its setup window is counted from it. None until
+    /// Fresco wrote it, or when the table is not Fresco's shape.
+    pub async fn fresco_initialized_at(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Option<DateTime<Utc>>, DatabaseError> {
+        const QUERY: &str = "SELECT value FROM {table} WHERE key::text = 'initializedAt'";
+        let value: Option<String> = match self.isolation {
+            Isolation::Schema => {
+                let table = format!("{}.\"AppSettings\"", ident(&tenant.schema_name()));
+                sqlx::query_scalar(&QUERY.replace("{table}", &table))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .step("read initializedAt")?
+            }
+            Isolation::Database => {
+                // The platform role reaches the tenant's database through its
+                // membership in the tenant role.
+                let options = (*self.pool.connect_options())
+                    .clone()
+                    .database(&tenant.database_name());
+                let mut conn = sqlx::PgConnection::connect_with(&options)
+                    .await
+                    .step("connect to the tenant database")?;
+                let value = sqlx::query_scalar(&QUERY.replace("{table}", "\"AppSettings\""))
+                    .fetch_optional(&mut conn)
+                    .await
+                    .step("read initializedAt");
+                let _ = conn.close().await;
+                value?
+            }
+        };
+        Ok(value
+            .and_then(|v| DateTime::parse_from_rfc3339(v.trim()).ok())
+            .map(|t| t.with_timezone(&Utc)))
     }
 
     /// The platform database's name: asked once, it never changes.

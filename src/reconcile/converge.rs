@@ -116,6 +116,9 @@ impl Reconciler {
                     metadata,
                 };
                 store::tenants::complete(pool, &tenant, done).await?;
+                if deployed {
+                    self.note_fresco_start(&tenant).await;
+                }
                 self.observe(&tenant, "success");
                 info!(%status, "tenant converged");
             }
@@ -153,6 +156,26 @@ impl Reconciler {
             }
         }
         Ok(())
+    }
+
+    /// Reads when Fresco recorded its first start, once; best effort (the
+    /// setup deadline falls back to the platform's first sight of it).
+    async fn note_fresco_start(&self, tenant: &Tenant) {
+        if tenant.fresco_initialized_at.is_some() {
+            return;
+        }
+        let id = tenant.tenant_id();
+        match self.inner.dbs.fresco_initialized_at(id).await {
+            Ok(Some(at)) => {
+                if let Err(e) =
+                    store::tenants::set_fresco_initialized_at(&self.inner.pool, id, at).await
+                {
+                    warn!(error = %e, "could not record Fresco's initializedAt");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "could not read Fresco's initializedAt"),
+        }
     }
 
     /// Records how long the tenant's action took, by action and outcome.

@@ -31,6 +31,8 @@ pub struct Tenant {
     pub image: Option<String>,
     pub container_id: Option<String>,
     pub first_started_at: Option<DateTime<Utc>>,
+    /// Fresco's own `initializedAt`, once read from its database.
+    pub fresco_initialized_at: Option<DateTime<Utc>>,
     pub last_deployed_at: Option<DateTime<Utc>>,
     pub metadata: Value,
     pub resource_limits: Value,
@@ -43,7 +45,7 @@ pub struct Tenant {
 const COLUMNS: &str =
     "id, user_id, tenant_identifier, subdomain, status, desired_state, generation,
     observed_generation, current_action, action_started_at, last_error, attempts, next_attempt_at,
-    image, container_id, first_started_at, last_deployed_at, metadata, resource_limits, progress, resource_alert, created_at,
+    image, container_id, first_started_at, fresco_initialized_at, last_deployed_at, metadata, resource_limits, progress, resource_alert, created_at,
     updated_at";
 
 impl Tenant {
@@ -191,6 +193,20 @@ pub async fn lock_and_count_live_for(
     .bind(user_id)
     .fetch_one(&mut **tx)
     .await?)
+}
+
+/// Records Fresco's `initializedAt` (its setup window starts there).
+pub async fn set_fresco_initialized_at(
+    pool: &PgPool,
+    id: TenantId,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tenants SET fresco_initialized_at = $2 WHERE id = $1")
+        .bind(id.0)
+        .bind(at)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Where the reconciler is in a deployment (for the progress step).

@@ -124,14 +124,18 @@ pub async fn load_visible(
 
 fn setup_info(state: &AppState, t: &Tenant) -> Option<SetupInfo> {
     let url = state.config.tenants.tenant_url(&t.subdomain);
-    t.first_started_at.and_then(|first| {
-        let deadline = first + chrono::Duration::hours(SETUP_WINDOW_HOURS);
-        (t.status == TenantStatus::Active && deadline > Utc::now()).then(|| SetupInfo {
-            url: format!("{url}/setup"),
-            deadline,
-            claim_url: None,
+    // Fresco counts its window from its own initializedAt; until the platform
+    // has read it, from the first time the platform saw the instance healthy.
+    t.fresco_initialized_at
+        .or(t.first_started_at)
+        .and_then(|first| {
+            let deadline = first + chrono::Duration::hours(SETUP_WINDOW_HOURS);
+            (t.status == TenantStatus::Active && deadline > Utc::now()).then(|| SetupInfo {
+                url: format!("{url}/setup"),
+                deadline,
+                claim_url: None,
+            })
         })
-    })
 }
 
 fn view(state: &AppState, t: &Tenant) -> TenantView {
