@@ -4,6 +4,8 @@
 //! with a status that says whose fault it is. Client errors carry a message a
 //! person can act on. Server errors are logged with the request id and answered
 //! with a generic message: internal details (SQL, Docker) never reach the client.
+//! A platform database that cannot be reached is a 503 `database_unavailable`
+//! (with `Retry-After`), not a 500: the pool reconnects by itself when it returns.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -47,7 +49,16 @@ pub enum ApiError {
         retry_after_secs: u64,
     },
     #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UriTooLong(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    #[error("{0}")]
     Unavailable(String),
+    /// Postgres is down or out of connections; carries the cause, for the log only.
+    #[error("{DATABASE_UNAVAILABLE}")]
+    DatabaseUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -86,7 +97,16 @@ impl ApiError {
             Self::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::Gone(_) => (StatusCode::GONE, "expired"),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            Self::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::DatabaseUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -100,7 +120,7 @@ impl From<StoreError> for ApiError {
                 "conflict",
                 format!("conflicts with an existing record ({c})"),
             ),
-            StoreError::Db(e) => Self::Internal(e.to_string()),
+            StoreError::Db(e) => e.into(),
         }
     }
 }
@@ -130,9 +150,27 @@ impl<T> OnConflict<T> for Result<T, sqlx::Error> {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if crate::store::unavailable(&e) {
+            return Self::DatabaseUnavailable(e.to_string());
+        }
+        // Text Postgres cannot store (a NUL): the extractors refuse it first; this
+        // catches input that arrives another way.
+        if let sqlx::Error::Database(db) = &e {
+            if matches!(db.code().as_deref(), Some("22021" | "22P05")) {
+                return Self::Validation {
+                    message: "text may not contain NUL (\\u0000) characters".into(),
+                    details: Value::Null,
+                };
+            }
+        }
         Self::Internal(e.to_string())
     }
 }
+
+const DATABASE_UNAVAILABLE: &str =
+    "the platform database is not reachable right now; try again in a few seconds";
+/// How long a client should wait before asking again while the database is away.
+const DATABASE_RETRY_AFTER_SECS: u64 = 5;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -142,6 +180,7 @@ impl IntoResponse for ApiError {
             Self::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            Self::DatabaseUnavailable(_) => Some(DATABASE_RETRY_AFTER_SECS),
             _ => None,
         };
         let (message, details) = match self {
@@ -151,6 +190,10 @@ impl IntoResponse for ApiError {
                     "internal error; quote the request id when reporting it".to_owned(),
                     Value::Null,
                 )
+            }
+            Self::DatabaseUnavailable(cause) => {
+                tracing::warn!(request_id = %request_id, error = %cause, "platform database unavailable");
+                (DATABASE_UNAVAILABLE.to_owned(), Value::Null)
             }
             Self::Validation { message, details }
             | Self::ConflictWith {

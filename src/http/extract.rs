@@ -1,40 +1,87 @@
 //! Extractors that turn malformed input into the API's error envelope instead of
-//! axum's plain-text rejections.
+//! axum's plain-text rejections, and refuse input Postgres could not store.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::error::ApiError;
 use crate::domain::TenantId;
 
-/// A JSON body.
+/// A JSON body. Text with a NUL character is refused here (422): Postgres cannot
+/// store it, and no field of the API has a use for it.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::Validation {
-                message: format!(
-                    "request body does not match the expected shape: {}",
+        let value = match axum::Json::<Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            // A body without a declared length that runs past `DefaultBodyLimit`.
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(super::bounds::too_large())
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                return Err(ApiError::BadRequest(
+                    "send the body as JSON with Content-Type: application/json".into(),
+                ))
+            }
+            Err(e) => {
+                return Err(ApiError::BadRequest(format!(
+                    "request body is not valid JSON: {}",
                     e.body_text()
-                ),
-                details: serde_json::Value::Null,
-            }),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::BadRequest(
-                "send the body as JSON with Content-Type: application/json".into(),
-            )),
-            Err(e) => Err(ApiError::BadRequest(format!(
-                "request body is not valid JSON: {}",
-                e.body_text()
-            ))),
+                )))
+            }
+        };
+        if let Some(field) = nul_in(&value) {
+            return Err(no_nul(&field));
         }
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|e| ApiError::Validation {
+                message: format!("request body does not match the expected shape: {e}"),
+                details: Value::Null,
+            })
     }
+}
+
+/// The path (`data.password`, `items.0`) of the first string holding a NUL, if any.
+fn nul_in(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => s.contains('\0').then(String::new),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in(v).map(|rest| join(&i.to_string(), &rest))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                return Some(k.replace('\0', "\\u0000"));
+            }
+            nul_in(v).map(|rest| join(k, &rest))
+        }),
+        _ => None,
+    }
+}
+
+fn join(head: &str, rest: &str) -> String {
+    if rest.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}.{rest}")
+    }
+}
+
+fn no_nul(field: &str) -> ApiError {
+    ApiError::validation(
+        field,
+        "no_nul",
+        "text may not contain NUL (\\u0000) characters",
+    )
 }
 
 /// Query parameters.
@@ -44,6 +91,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // `%00` is the only way a NUL reaches a query string.
+        let query = parts.uri.query().unwrap_or_default();
+        if let Some(pair) = query.split('&').find(|pair| pair.contains("%00")) {
+            return Err(no_nul(pair.split('=').next().unwrap_or_default()));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Self(v)),
             Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => {

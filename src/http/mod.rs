@@ -1,11 +1,12 @@
-//! The HTTP API: one router per resource, merged here, with request ids, rate
-//! limits and a span per request named by its route pattern. Each route is
+//! The HTTP API: one router per resource, merged here, with request ids, bounds
+//! on request size, rate limits and a span per request named by its route pattern. Each route is
 //! written once, in its handler's `#[utoipa::path]`, and registered with
 //! `utoipa_axum::routes!`, so the OpenAPI document is what the router serves.
 
 pub mod admin;
 pub mod api_keys;
 pub mod auth;
+pub mod bounds;
 pub mod caller;
 pub mod client;
 pub mod error;
@@ -23,7 +24,7 @@ pub mod tenants;
 pub mod usage;
 pub mod wizard;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -54,9 +55,12 @@ fn api() -> ApiRouter {
         .merge(admin::router())
 }
 
-/// The OpenAPI document of everything `router` serves.
+/// The OpenAPI document of everything `router` serves, with the errors every
+/// operation can answer (added once, in `openapi::document_errors`).
 pub fn document() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    let mut doc = api().into_openapi();
+    openapi::document_errors(&mut doc);
+    doc
 }
 
 pub fn router(state: AppState) -> Router {
@@ -66,6 +70,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::middleware))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), telemetry::middleware))
+        .layer(DefaultBodyLimit::max(bounds::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(bounds::middleware))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
             let route = route.unwrap_or_else(|| "unmatched".to_owned());

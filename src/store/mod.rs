@@ -42,6 +42,31 @@ impl StoreError {
         }
         Self::Db(err)
     }
+
+    /// The platform database could not be reached or is going away, as opposed to
+    /// refusing this statement: a caller can retry once Postgres is back.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Db(e) if unavailable(e))
+    }
+}
+
+/// Is this a failure to reach Postgres (down, restarting, out of connections)
+/// rather than a fault of the statement? The pool reconnects by itself when the
+/// server returns, so such errors pass without anyone acting.
+pub fn unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        // Class 08: connection exception; 57P01-03: shutdown, crash, starting up;
+        // 53300: too many connections.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 pub async fn connect(cfg: &DbConfig) -> Result<PgPool, sqlx::Error> {
