@@ -42,11 +42,12 @@ async fn openapi_document_is_valid_and_matches_the_router() {
     let mut all = vec![];
     refs(&doc, &mut all);
     for r in &all {
-        let name = r
-            .strip_prefix("#/components/schemas/")
+        let (kind, name) = r
+            .strip_prefix("#/components/")
+            .and_then(|r| r.split_once('/'))
             .unwrap_or_else(|| panic!("unexpected $ref {r}"));
         assert!(
-            doc["components"]["schemas"][name].is_object(),
+            ["schemas", "responses"].contains(&kind) && doc["components"][kind][name].is_object(),
             "dangling $ref {r}"
         );
     }
@@ -99,6 +100,87 @@ async fn openapi_document_is_valid_and_matches_the_router() {
             body["error"]["message"], "no such endpoint",
             "{method} {path} is not routed"
         );
+        // The document says which operations need credentials, and it is right.
+        let op = &doc["paths"][path][method.to_lowercase()];
+        let public = op["security"].as_array().is_some_and(|s| s.is_empty());
+        if public {
+            assert_ne!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} is documented as public"
+            );
+        } else if op["operationId"] != "platform.metrics" {
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} answers without credentials"
+            );
+        }
     }
     p.cleanup().await;
+}
+
+/// The shared answers each operation documents: every operation the bounds, the
+/// rate limit and the server errors; those that take a body or query parameters
+/// 400 and 422; every one of them with the error envelope.
+#[test]
+fn every_operation_documents_the_errors_it_can_answer() {
+    let doc = serde_json::to_value(fresco_platform::http::document()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap();
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let takes_query = params.iter().any(|p| p["in"] == "query");
+            let takes_body = op.get("requestBody").is_some();
+            let mut expected = vec!["413", "414", "429", "431", "500", "503"];
+            if takes_body || !params.is_empty() {
+                expected.push("400");
+            }
+            if takes_body || takes_query {
+                expected.push("422");
+            }
+            for status in expected {
+                let answer = &op["responses"][status];
+                let answer = match answer["$ref"].as_str() {
+                    Some(r) => &doc["components"]["responses"][r.rsplit('/').next().unwrap()],
+                    None => answer,
+                };
+                let schema = &answer["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(
+                    schema, "#/components/schemas/ErrorBody",
+                    "{id} ({method} {path}) does not document {status} with the envelope"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 30);
+    for rate_limited in ["RateLimited", "Unavailable"] {
+        assert!(
+            doc["components"]["responses"][rate_limited]["headers"]["Retry-After"].is_object(),
+            "{rate_limited} documents Retry-After"
+        );
+    }
+}
+
+#[test]
+fn streaming_operations_document_their_media_types() {
+    let doc = serde_json::to_value(fresco_platform::http::document()).unwrap();
+    let content = |path: &str| doc["paths"][path]["get"]["responses"]["200"]["content"].clone();
+    for path in [
+        "/api/v1/tenants/{id}/events",
+        "/api/v1/tenants/{id}/metrics/stream",
+        "/api/v1/tenants/{id}/logs",
+    ] {
+        assert_eq!(
+            content(path)["text/event-stream"]["schema"]["$ref"],
+            "#/components/schemas/ServerSentEvent",
+            "{path}"
+        );
+    }
+    let logs = content("/api/v1/tenants/{id}/logs");
+    for media in ["application/json", "application/x-ndjson", "text/plain"] {
+        assert!(logs[media].is_object(), "logs document {media}");
+    }
 }
