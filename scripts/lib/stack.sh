@@ -423,3 +423,43 @@ _stack_restart_docker() {
   fi
   _stack_docker
 }
+
+# --- fuzz and load tools (scripts/fuzz, scripts/load; not part of stack_up) -------
+
+SCHEMATHESIS_VERSION=4.32.5
+
+# Installs schemathesis (pinned) into .local/fuzz-venv and exports FP_SCHEMATHESIS.
+stack_schemathesis() {
+  bash -euo pipefail -c 'source "$1"; _stack_settings; _stack_schemathesis' stack_schemathesis "$STACK_LIB" || return $?
+  export FP_SCHEMATHESIS="$STACK_LOCAL/fuzz-venv/bin/st"
+}
+
+# Installs wrk (Debian) for scripts/load.
+stack_wrk() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  bash -euo pipefail -c 'source "$1"; _stack_apt_install wrk' stack_wrk "$STACK_LIB"
+}
+
+_stack_schemathesis() {
+  local venv="$STACK_LOCAL/fuzz-venv" python
+  if [ "$("$venv/bin/st" --version 2>/dev/null || true)" = "st, version $SCHEMATHESIS_VERSION" ]; then
+    return 0
+  fi
+  # Debian's own interpreter where there is one: some later 3.11 builds (pyenv's
+  # 3.11.7) fail with "AST constructor recursion depth mismatch" when schemathesis
+  # generates in two worker threads.
+  python=/usr/bin/python3
+  [ -x "$python" ] || _stack_apt_install python3
+  if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
+    rm -rf "$venv"
+    if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      _stack_apt_install python3-venv
+      "$python" -m venv "$venv" || _stack_die "could not create .local/fuzz-venv"
+    fi
+  fi
+  _stack_log "pip install schemathesis==$SCHEMATHESIS_VERSION (.local/fuzz-venv)"
+  "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION" \
+    || { _stack_warn "pip install failed; retrying once"; sleep 5; "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"; } \
+    || _stack_die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
+}

@@ -74,8 +74,9 @@ pub struct RoleChange {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
-    #[param(rename = "perPage")]
+    #[param(rename = "perPage", minimum = 1, maximum = 100)]
     pub per_page: Option<u32>,
     /// Only this user's entries.
     #[param(rename = "userId")]

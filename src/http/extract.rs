@@ -132,9 +132,10 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantPath {
 #[into_params(parameter_in = Query)]
 pub struct Page {
     /// 1-based page number (default 1).
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Items per page, 1-100 (default 20).
-    #[param(rename = "perPage")]
+    #[param(rename = "perPage", minimum = 1, maximum = 100)]
     pub per_page: Option<u32>,
 }
 

@@ -5,10 +5,12 @@
 //!
 //! `platform` starts a platform, stops it and cleans up after it; `api` holds the
 //! requests tests make of it; `traefik` reaches tenants the way their users do;
-//! `sse` reads event streams; `smtp` receives the platform's mail.
+//! `sse` reads event streams; `smtp` receives the platform's mail; `fuzz` runs
+//! schemathesis against it.
 #![allow(dead_code)]
 
 mod api;
+mod fuzz;
 mod platform;
 pub mod smtp;
 mod sse;
@@ -18,6 +20,7 @@ mod traefik;
 #[allow(unused_imports)]
 pub use self::{
     api::Member,
+    fuzz::FuzzRun,
     platform::{Options, Platform},
     sse::{Sse, SseReader},
     traefik::{echo, fetch_through_traefik, through_traefik, wait_traefik},

@@ -19,8 +19,9 @@ use crate::store::deployments::{self, DeploymentLog};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
-    #[param(rename = "perPage")]
+    #[param(rename = "perPage", minimum = 1, maximum = 100)]
     pub per_page: Option<u32>,
     /// Only this action (create, start, stop, restart, destroy, update, recover).
     pub action: Option<String>,

@@ -18,8 +18,9 @@ use crate::store::tenants::{self, ListFilter};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TenantQuery {
+    #[param(minimum = 1)]
     pub page: Option<u32>,
-    #[param(rename = "perPage")]
+    #[param(rename = "perPage", minimum = 1, maximum = 100)]
     pub per_page: Option<u32>,
     /// Only tenants in this status.
     pub status: Option<String>,
