@@ -56,10 +56,10 @@ fn api() -> ApiRouter {
 }
 
 /// The OpenAPI document of everything `router` serves, with the errors every
-/// operation can answer (added once, in `openapi::document_errors`).
+/// operation can answer (added once, in `openapi::complete_contract`).
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = api().into_openapi();
-    openapi::document_errors(&mut doc);
+    openapi::complete_contract(&mut doc);
     doc
 }
 

@@ -76,7 +76,7 @@ pub async fn spec() -> Json<&'static utoipa::openapi::OpenApi> {
 
 /// Completes the merged document (see the module doc). Runs on the whole
 /// document, after every router's paths are in it.
-pub fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
+pub fn complete_contract(doc: &mut utoipa::openapi::OpenApi) {
     Contract.modify(doc);
 }
 
@@ -112,18 +112,62 @@ const OTHER_MEDIA: &[(&str, &[&str])] = &[
 
 /// The shared error answers: status, name under `components/responses`, when.
 fn errors() -> [(&'static str, &'static str, String); 11] {
+    let kib = |bytes: usize| bytes / 1024;
     [
-        ("400", "BadRequest", "malformed request: the body is not JSON, or a parameter cannot be read".into()),
+        (
+            "400",
+            "BadRequest",
+            "malformed request: the body is not JSON, or a parameter cannot be read".into(),
+        ),
         ("401", "Unauthorized", "no valid session or API key".into()),
-        ("403", "Forbidden", "not allowed, or a cookie-authenticated change from another origin (`csrf_refused`)".into()),
-        ("404", "NotFound", "no such resource, or not one the caller may see".into()),
-        ("413", "PayloadTooLarge", format!("request body over {} KiB", MAX_BODY_BYTES / 1024)),
-        ("414", "UriTooLong", format!("path and query string over {} KiB", MAX_URI_BYTES / 1024)),
-        ("422", "ValidationFailed", "a field or parameter breaks a rule (`details` names it)".into()),
-        ("429", "RateLimited", "too many requests; `Retry-After` says when to come back".into()),
-        ("431", "HeadersTooLarge", format!("request headers over {} KiB", MAX_HEADER_BYTES / 1024)),
-        ("500", "Internal", "internal error; quote the request id when reporting it".into()),
-        ("503", "Unavailable", "the platform database (or for readiness, Docker) is unreachable; `Retry-After` says when to try again".into()),
+        (
+            "403",
+            "Forbidden",
+            "not allowed, or a cookie-authenticated change from another origin (`csrf_refused`)"
+                .into(),
+        ),
+        (
+            "404",
+            "NotFound",
+            "no such resource, or not one the caller may see".into(),
+        ),
+        (
+            "413",
+            "PayloadTooLarge",
+            format!("request body over {} KiB", kib(MAX_BODY_BYTES)),
+        ),
+        (
+            "414",
+            "UriTooLong",
+            format!("path and query string over {} KiB", kib(MAX_URI_BYTES)),
+        ),
+        (
+            "422",
+            "ValidationFailed",
+            "a field or parameter breaks a rule (`details` names it)".into(),
+        ),
+        (
+            "429",
+            "RateLimited",
+            "too many requests; `Retry-After` says when to come back".into(),
+        ),
+        (
+            "431",
+            "HeadersTooLarge",
+            format!("request headers over {} KiB", kib(MAX_HEADER_BYTES)),
+        ),
+        (
+            "500",
+            "Internal",
+            "internal error; quote the request id when reporting it".into(),
+        ),
+        (
+            "503",
+            "Unavailable",
+            "the platform database (for readiness, also Docker) is unreachable; \
+             `Retry-After` says when to try again"
+                .into(),
+        ),
     ]
 }
 
@@ -156,14 +200,18 @@ impl Modify for Contract {
             ];
             for (operation, writes) in operations {
                 if let Some(op) = operation {
-                    complete(op, writes, &refs);
+                    complete_operation(op, writes, &refs);
                 }
             }
         }
     }
 }
 
-fn complete(op: &mut Operation, writes: bool, refs: &std::collections::BTreeMap<&str, String>) {
+fn complete_operation(
+    op: &mut Operation,
+    writes: bool,
+    refs: &std::collections::BTreeMap<&str, String>,
+) {
     let id = op.operation_id.clone().unwrap_or_default();
     let public = PUBLIC.contains(&id.as_str());
     if public {
