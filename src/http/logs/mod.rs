@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_time, ApiQuery, TenantPath};
+use super::streams::StreamAccess;
 use super::tenants::load_visible;
 use super::{ApiRouter, AppState};
 use crate::domain::TenantId;
@@ -157,8 +158,9 @@ fn plan(q: &LogsQuery, resume: Option<Cursor>) -> Result<Plan, ApiError> {
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/logs", operation_id = "tenants.getContainerLogs", tag = "tenants",
     params(("id" = uuid::Uuid, Path, description = "tenant id"), LogsQuery),
     responses(
-        (status = 200, body = LogsView, description = "lines; `text/event-stream` with follow (events `line`, `restart`, `end`), `text/plain` with format=text, JSON Lines with format=ndjson"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 200, body = LogsView, description = "lines; `text/event-stream` with follow (events `line`, `restart`, `end`; `end` has reason `stopped`, `removed` or `unauthorized`), `text/plain` with format=text, JSON Lines with format=ndjson"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,7 +180,8 @@ pub async fn logs(
     } = plan(&q, resume)?;
     let id = tenant.tenant_id();
     if follow {
-        return Ok(follow::respond(&state, id, request, filter, resume));
+        let access = StreamAccess::open(&state, &caller, &headers, &tenant)?;
+        return Ok(follow::respond(&state, access, id, request, filter, resume));
     }
     let lines = snapshot(&state, id, request, &filter, resume).await?;
     render(&q, &tenant.subdomain, lines)
