@@ -16,6 +16,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use serde_json::json;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
@@ -25,7 +26,10 @@ use super::caller::{Caller, Credential, Via};
 use super::error::ApiError;
 use super::{AppState, KEEPALIVE};
 use crate::store::tenants::Tenant;
-use crate::store::{sessions, users};
+use crate::store::{sessions, users, StoreError};
+
+const ACCESS_ENDED: &str = "access ended (signed out, key revoked, password reset or role \
+     changed); sign in again to reconnect";
 
 /// The right to keep one stream open: the caller's credential to check again,
 /// and the caller's slot.
@@ -62,41 +66,41 @@ impl StreamAccess {
         })
     }
 
-    /// The event that ends the stream, when the caller may no longer watch it.
-    async fn lost(&self) -> Option<Event> {
+    /// Whether the credential is still live and the tenant still the caller's
+    /// to see: one read by unique keys, which never extends a session.
+    async fn still_allowed(&self) -> Result<bool, StoreError> {
         let pool = &self.state.pool;
         let found = match &self.credential {
-            Credential::Session(id) => sessions::recheck(pool, *id, self.tenant).await,
-            Credential::ApiKey(hash) => users::recheck_api_key(pool, hash, self.tenant).await,
+            Credential::Session(id) => sessions::recheck(pool, *id, self.tenant).await?,
+            Credential::ApiKey(hash) => users::recheck_api_key(pool, hash, self.tenant).await?,
         };
-        match found {
-            Ok(Some((user, Some(owner)))) => {
-                let caller = Caller {
-                    user,
-                    via: self.via,
-                };
-                if caller.may_see_owned_by(owner) {
-                    return None;
-                }
-            }
-            Ok(_) => {}
+        Ok(found.is_some_and(|(user, owner)| {
+            let caller = Caller {
+                user,
+                via: self.via,
+            };
+            owner.is_some_and(|owner| caller.may_see_owned_by(owner))
+        }))
+    }
+
+    /// The last event of the stream, when the caller may no longer watch it.
+    async fn lost(&self) -> Option<Event> {
+        let (name, data) = match self.still_allowed().await {
+            Ok(true) => return None,
+            Ok(false) => (
+                "end",
+                json!({ "reason": "unauthorized", "message": ACCESS_ENDED }),
+            ),
             // Not knowing is not access: the client reconnects, which checks afresh.
             Err(e) => {
                 tracing::warn!(error = %e, "re-checking a stream's access failed");
-                let message = "could not check access to this stream; reconnect to resume";
-                return Some(
-                    Event::default()
-                        .event("error")
-                        .data(json!({ "message": message }).to_string()),
-                );
+                (
+                    "error",
+                    json!({ "message": "could not check access to this stream; reconnect to resume" }),
+                )
             }
-        }
-        let message = "access ended (signed out, key revoked, password reset or role changed); sign in again to reconnect";
-        Some(
-            Event::default()
-                .event("end")
-                .data(json!({ "reason": "unauthorized", "message": message }).to_string()),
-        )
+        };
+        Some(Event::default().event(name).data(data.to_string()))
     }
 }
 
@@ -111,7 +115,7 @@ where
     let mut ticks = interval_at(Instant::now() + every, every);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let guarded = Guarded {
-        events: Box::pin(events),
+        events: events.boxed(),
         access,
         ticks,
         ended: false,
@@ -125,7 +129,7 @@ where
 }
 
 struct Guarded {
-    events: std::pin::Pin<Box<dyn Stream<Item = Event> + Send>>,
+    events: BoxStream<'static, Event>,
     access: StreamAccess,
     ticks: tokio::time::Interval,
     ended: bool,
