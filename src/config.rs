@@ -71,6 +71,8 @@ pub struct ServeConfig {
     pub mail: crate::mail::MailConfig,
     #[command(flatten)]
     pub observe: ObserveConfig,
+    #[command(flatten)]
+    pub streams: StreamConfig,
 }
 
 #[derive(Clone, Args)]
@@ -225,6 +227,28 @@ pub struct RateLimitConfig {
         default_value_t = 60
     )]
     pub actions_window_secs: u64,
+}
+
+/// Long-lived event streams: followed logs, tenant events, usage samples.
+#[derive(Debug, Clone, Args)]
+pub struct StreamConfig {
+    /// Event streams one user may hold open at once; the next one gets 429.
+    #[arg(
+        long = "streams-per-user",
+        env = "STREAMS_PER_USER",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub per_user: u32,
+    /// Seconds between checks that an open stream's caller still has access
+    /// (session or key live, tenant visible); default the keepalive interval.
+    #[arg(
+        long = "stream-recheck-secs",
+        env = "STREAM_RECHECK_SECS",
+        default_value_t = crate::http::KEEPALIVE.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub recheck_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -149,3 +149,38 @@ impl FromRequestParts<AppState> for Caller {
         })
     }
 }
+
+/// What a caller presented, kept so a long-lived stream can check it again:
+/// the session's id, or the API key's SHA-256 hash (never the key).
+#[derive(Clone)]
+pub enum Credential {
+    Session(Uuid),
+    ApiKey(Vec<u8>),
+}
+
+impl Caller {
+    /// The credential this caller was resolved from, read again from the request
+    /// the same way the extractor read it.
+    pub fn credential(&self, headers: &HeaderMap) -> Option<Credential> {
+        match self.via {
+            Via::Session(id) => Some(Credential::Session(id)),
+            Via::ApiKey => bearer_key(headers).map(|k| Credential::ApiKey(users::hash_key(k))),
+        }
+    }
+
+    /// `may_see` for a tenant known only by its owner's id (a stream's re-check).
+    pub fn may_see_owned_by(&self, owner: Uuid) -> bool {
+        self.is_admin() || owner == self.user.id
+    }
+}
+
+/// The API key in `Authorization: Bearer <key>`, by the extractor's rules.
+pub fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+}

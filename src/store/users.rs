@@ -316,3 +316,39 @@ pub async fn user_for_api_key(
     }
     Ok(user)
 }
+
+/// A user and the owner of a tenant, as an open stream's re-check reads them.
+#[derive(sqlx::FromRow)]
+pub struct RecheckRow {
+    #[sqlx(flatten)]
+    user: User,
+    owner: Option<Uuid>,
+}
+
+impl RecheckRow {
+    pub fn split(self) -> (User, Option<Uuid>) {
+        (self.user, self.owner)
+    }
+}
+
+/// A live API key's user (found by the key's hash) and the owner of a tenant
+/// (None when there is no such tenant), in one read by unique keys: an open
+/// stream checking again that its caller may still watch. Not a use of the key:
+/// `last_used_at` is left alone.
+pub async fn recheck_api_key(
+    pool: &PgPool,
+    key_hash: &[u8],
+    tenant_id: Uuid,
+) -> Result<Option<(User, Option<Uuid>)>, StoreError> {
+    let found: Option<RecheckRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, (SELECT t.user_id FROM tenants t WHERE t.id = $2) AS owner
+           FROM api_keys k JOIN users u ON u.id = k.user_id
+          WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+            AND (k.expires_at IS NULL OR k.expires_at > now())"
+    ))
+    .bind(key_hash)
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.map(RecheckRow::split))
+}
