@@ -185,7 +185,8 @@ impl AccountConfig {
 
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitConfig {
-    /// Requests per window for each user (or each IP when anonymous).
+    /// Requests per window for each verified user (or each IP when anonymous, or
+    /// when the credential has not checked out).
     #[arg(
         long = "rate-limit-general",
         env = "RATE_LIMIT_GENERAL",
@@ -199,7 +200,8 @@ pub struct RateLimitConfig {
         default_value_t = 60
     )]
     pub general_window_secs: u64,
-    /// Login and password-reset attempts per window, per IP and per email.
+    /// Login attempts per window, per IP and per email; also signups and wizard
+    /// passwords per IP, and password changes per user.
     #[arg(
         long = "rate-limit-login",
         env = "RATE_LIMIT_LOGIN",
@@ -227,6 +229,37 @@ pub struct RateLimitConfig {
         default_value_t = 60
     )]
     pub actions_window_secs: u64,
+    /// Password-reset requests per window, per IP and per email; confirmations
+    /// per IP. A budget apart from logins, so resets never lock anyone out.
+    #[arg(
+        long = "rate-limit-reset",
+        env = "RATE_LIMIT_RESET",
+        default_value_t = 5
+    )]
+    pub reset: u32,
+    /// Window of the password-reset limit, in seconds.
+    #[arg(
+        long = "rate-limit-reset-window-secs",
+        env = "RATE_LIMIT_RESET_WINDOW_SECS",
+        default_value_t = 3600
+    )]
+    pub reset_window_secs: u64,
+    /// Passwords the wizard's step 1 takes per signup session (each is hashed);
+    /// per IP they also count against the login limit.
+    #[arg(
+        long = "rate-limit-wizard-passwords",
+        env = "RATE_LIMIT_WIZARD_PASSWORDS",
+        default_value_t = 5
+    )]
+    pub wizard_passwords: u32,
+    /// Keys (addresses, users, emails) each limiter remembers at most; past it the
+    /// oldest window is forgotten first. Bounds the limiters' memory.
+    #[arg(
+        long = "rate-limit-max-keys",
+        env = "RATE_LIMIT_MAX_KEYS",
+        default_value_t = 100_000
+    )]
+    pub max_keys: usize,
 }
 
 /// Long-lived event streams: followed logs, tenant events, usage samples.

@@ -124,6 +124,7 @@ impl FromRequestParts<AppState> for Caller {
             let user = users::user_for_api_key(&state.pool, key, origin.ip.as_deref())
                 .await?
                 .ok_or(ApiError::Unauthorized)?;
+            state.limits.verified(&parts.headers, user.id);
             return Ok(Self {
                 user,
                 via: Via::ApiKey,
@@ -139,6 +140,7 @@ impl FromRequestParts<AppState> for Caller {
         )
         .await?
         .ok_or(ApiError::Unauthorized)?;
+        state.limits.verified(&parts.headers, found.user.id);
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe && !same_origin(state, &parts.headers) {
             return Err(ApiError::Csrf);

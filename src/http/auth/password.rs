@@ -56,8 +56,9 @@ pub async fn change_password(
     Client(origin): Client,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
+    state.limits.password_change(caller.user.id)?;
     let account = users::account(&state.pool, caller.user.id).await?;
-    if !verify_password(body.current_password, account.password_hash.clone()).await {
+    if !verify_password(body.current_password, account.password_hash.clone()).await? {
         return Err(ApiError::validation(
             "currentPassword",
             "matches",
@@ -96,7 +97,7 @@ pub async fn request_reset(
     Client(origin): Client,
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    state.limits.login_attempt(&origin, &body.email)?;
+    state.limits.reset_request(&origin, &body.email)?;
     if let Some(account) = users::account_by_email(&state.pool, body.email.trim()).await? {
         let ttl = chrono::Duration::minutes(state.config.accounts.password_reset_ttl_minutes);
         let token = sessions::issue_email_token(
@@ -147,7 +148,7 @@ pub async fn confirm_reset(
     Client(origin): Client,
     ApiJson(body): ApiJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    state.limits.login_from(&origin)?;
+    state.limits.reset_confirm(&origin)?;
     // Check the password first, so a bad one does not burn the token.
     let Some(account) = peek_reset_account(&state, &body.token).await? else {
         return Err(ApiError::BadRequest(
@@ -155,6 +156,8 @@ pub async fn confirm_reset(
         ));
     };
     check_password(&body.new_password, &account.email, "newPassword")?;
+    // Hashed before the token is used: a busy refusal (503) leaves the link valid.
+    let hash = hash_password(body.new_password).await?;
     let Some((user_id, _)) =
         sessions::consume_email_token(&state.pool, &body.token, TokenPurpose::PasswordReset)
             .await?
@@ -163,7 +166,6 @@ pub async fn confirm_reset(
             "this reset link is invalid, used or expired; ask for a new one".into(),
         ));
     };
-    let hash = hash_password(body.new_password).await?;
     users::set_password(&state.pool, user_id, &hash).await?;
     sessions::revoke_all(&state.pool, user_id, None).await?;
     audit::record(

@@ -50,7 +50,7 @@ pub async fn login(
     state.limits.login_attempt(&origin, &body.email)?;
     let account = users::account_by_email(&state.pool, body.email.trim()).await?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone());
-    let ok = verify_password(body.password, hash).await && account.is_some();
+    let ok = verify_password(body.password, hash).await? && account.is_some();
     let Some(account) = account.filter(|_| ok) else {
         let failed = Entry::new(None, "auth.login_failed")
             .with(json!({ "email": body.email.trim().to_lowercase() }));
