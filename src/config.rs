@@ -338,6 +338,10 @@ pub struct TenantConfig {
     /// Consecutive failed checks before a container is unhealthy.
     #[arg(long, env = "HEALTHCHECK_RETRIES", default_value_t = 3)]
     pub healthcheck_retries: u32,
+    /// Seconds one check may take. The default check starts a `node` process,
+    /// which at a 0.5-CPU limit on a busy host can take several seconds.
+    #[arg(long, env = "HEALTHCHECK_TIMEOUT_SECS", default_value_t = 10)]
+    pub healthcheck_timeout_secs: u64,
     /// Docker network Traefik watches; created if missing.
     #[arg(long, env = "TENANTS_NETWORK", default_value = "fresco_tenants")]
     pub tenants_network: String,

@@ -218,7 +218,7 @@ impl TenantRuntime for DockerRuntime {
             healthcheck: Some(HealthConfig {
                 test: Some(spec.healthcheck.clone()),
                 interval: Some(secs(spec.health_interval_secs)),
-                timeout: Some(secs(5)),
+                timeout: Some(secs(spec.health_timeout_secs)),
                 retries: Some(spec.health_retries as i64),
                 start_period: Some(secs(spec.health_start_period_secs)),
                 start_interval: None,

@@ -47,6 +47,7 @@ pub struct ContainerSpec {
     pub health_interval_secs: u64,
     pub health_start_period_secs: u64,
     pub health_retries: u32,
+    pub health_timeout_secs: u64,
     pub network: String,
 }
 

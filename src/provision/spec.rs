@@ -142,6 +142,7 @@ pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
         health_interval_secs: cfg.healthcheck_interval_secs.max(1),
         health_start_period_secs: cfg.healthcheck_start_period_secs,
         health_retries: cfg.healthcheck_retries.max(1),
+        health_timeout_secs: cfg.healthcheck_timeout_secs.max(1),
         network: cfg.tenants_network.clone(),
     };
     let hash = spec_hash(&spec, input);
@@ -178,6 +179,7 @@ fn spec_hash(spec: &ContainerSpec, input: &SpecInput<'_>) -> String {
         spec.health_interval_secs as i64,
         spec.health_start_period_secs as i64,
         spec.health_retries as i64,
+        spec.health_timeout_secs as i64,
     ] {
         feed(&n.to_string());
     }
