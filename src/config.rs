@@ -75,6 +75,20 @@ pub struct ServeConfig {
     pub streams: StreamConfig,
 }
 
+impl ServeConfig {
+    /// Parses a tenant subdomain, refusing the platform's own host label too.
+    pub fn subdomain(
+        &self,
+        input: &str,
+    ) -> Result<crate::domain::Subdomain, crate::domain::SubdomainError> {
+        let own = crate::domain::Subdomain::platform_label(
+            &self.accounts.platform_url,
+            &self.tenants.base_domain,
+        );
+        crate::domain::Subdomain::parse_beside(input, own.as_deref())
+    }
+}
+
 #[derive(Clone, Args)]
 pub struct ObserveConfig {
     /// Bearer token for `GET /metrics` (Prometheus). Unset: the endpoint is off.
@@ -153,6 +167,15 @@ pub struct AccountConfig {
     /// Live tenants a member may own.
     #[arg(long, env = "TENANT_QUOTA", default_value_t = 3)]
     pub tenant_quota: i64,
+    /// Live tenants that accounts without a verified email may hold together
+    /// (each such account holds at most one, from the signup wizard); the wizard
+    /// refuses new signups once it is reached.
+    #[arg(
+        long = "unverified-tenant-cap",
+        env = "UNVERIFIED_TENANT_CAP",
+        default_value_t = 50
+    )]
+    pub unverified_tenant_cap: i64,
     /// Where people who only want to try Fresco are sent.
     #[arg(
         long,

@@ -1,7 +1,7 @@
 //! `TenantRuntime` on a real Docker engine through bollard. All Docker details
 //! live here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::container::LogOutput;
 use bollard::models::{
@@ -149,6 +149,23 @@ impl TenantRuntime for DockerRuntime {
                 image: image.to_owned(),
                 reason: format!("pull finished but the image is missing ({e})"),
             })
+    }
+
+    async fn image_labels(
+        &self,
+        image: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(found) => Ok(Some(
+                found
+                    .config
+                    .and_then(|c| c.labels)
+                    .map(|l| l.into_iter().collect())
+                    .unwrap_or_default(),
+            )),
+            Err(e) if is_status(&e, 404) => Ok(None),
+            Err(e) => Err(RuntimeError::docker("image inspect", e)),
+        }
     }
 
     async fn inspect(&self, tenant: TenantId) -> Result<Option<ContainerInfo>, RuntimeError> {

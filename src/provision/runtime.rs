@@ -156,6 +156,17 @@ pub struct RuntimeEvent {
     pub action: String,
 }
 
+/// The keys among an image's labels that Traefik would read (`traefik.*`,
+/// in any case): an image carrying them could route itself.
+pub fn routing_labels<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<String> {
+    labels
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.to_ascii_lowercase().starts_with("traefik."))
+        .cloned()
+        .collect()
+}
+
 #[async_trait::async_trait]
 pub trait TenantRuntime: Send + Sync + 'static {
     /// The engine answers.
@@ -164,6 +175,11 @@ pub trait TenantRuntime: Send + Sync + 'static {
     async fn ensure_network(&self, name: &str) -> Result<Option<String>, RuntimeError>;
     /// Makes sure the image is present locally, pulling it if not.
     async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError>;
+    /// The labels of a local image (`None` when it is not present locally).
+    async fn image_labels(
+        &self,
+        image: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, RuntimeError>;
     async fn inspect(&self, tenant: TenantId) -> Result<Option<ContainerInfo>, RuntimeError>;
     /// Creates the container (not started) and returns its id.
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;

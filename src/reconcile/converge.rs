@@ -37,6 +37,10 @@ pub enum ConvergeError {
     /// The container keeps exiting during start-up: retrying cannot help.
     #[error("{0}")]
     CrashLoop(String),
+    /// The tenant's spec cannot be run as it is (a pinned image that would route
+    /// itself): retrying cannot help.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<sqlx::Error> for ConvergeError {
@@ -167,7 +171,9 @@ impl Reconciler {
                     ConvergeError::Database(_) | ConvergeError::Store(_) => {
                         self.inner.telemetry.postgres_errors.inc()
                     }
-                    ConvergeError::Container(_) | ConvergeError::CrashLoop(_) => {}
+                    ConvergeError::Container(_)
+                    | ConvergeError::CrashLoop(_)
+                    | ConvergeError::Refused(_) => {}
                 }
                 let message = e.to_string();
                 let retry_in = self.inner.cfg.backoff(tenant.attempts);
@@ -175,7 +181,7 @@ impl Reconciler {
                     Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
                 // A crash loop ends the action now; anything else has its attempts.
                 let max_attempts = match e {
-                    ConvergeError::CrashLoop(_) => tenant.attempts + 1,
+                    ConvergeError::CrashLoop(_) | ConvergeError::Refused(_) => tenant.attempts + 1,
                     _ => self.inner.cfg.max_attempts,
                 };
                 let final_failure =
@@ -222,6 +228,24 @@ impl Reconciler {
                 .with_label_values(&[action.as_str(), outcome])
                 .observe(seconds);
         }
+    }
+
+    /// An admin-pinned image that carries `traefik.*` labels could route itself
+    /// (the container's own labels are the platform's); checked here because it
+    /// may not have been present when the tenant was created.
+    async fn refuse_routing_image(&self, tenant: &Tenant) -> Result<(), ConvergeError> {
+        let Some(image) = &tenant.image else {
+            return Ok(());
+        };
+        let labels = self.inner.runtime.image_labels(image).await?;
+        let routing = crate::provision::runtime::routing_labels(labels.iter().flatten());
+        if routing.is_empty() {
+            return Ok(());
+        }
+        Err(ConvergeError::Refused(format!(
+            "image {image} carries Traefik labels ({}); pin an image without traefik.* labels",
+            routing.join(", ")
+        )))
     }
 
     fn image_of(&self, tenant: &Tenant) -> String {
@@ -370,6 +394,7 @@ impl Reconciler {
         let role_created = self.inner.dbs.ensure(id).await?;
         progress("image").await?;
         runtime.ensure_image(&self.image_of(tenant)).await?;
+        self.refuse_routing_image(tenant).await?;
         progress("container").await?;
         let target = self.db_target(true).await?;
         let wanted_hash = self

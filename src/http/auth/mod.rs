@@ -9,6 +9,8 @@ mod profile;
 mod session;
 mod verification;
 
+pub(crate) use verification::send_verification_to;
+
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use super::caller::session_cookie;
 use super::error::ApiError;
 use super::{ApiRouter, AppState};
 use crate::domain::password as rules;
+use crate::mail::OutgoingMail;
 use crate::store::audit::Origin;
 use crate::store::sessions;
 
@@ -159,9 +162,26 @@ pub async fn open_session(
     Ok((headers, session.expires_at))
 }
 
+/// Sends a mail off the request path: the answer does not wait for the SMTP
+/// server, so its time says nothing about whether a mail was sent (whether an
+/// account exists). A failed send is logged without the mail's content (it
+/// holds tokens).
+pub(crate) fn send_later(state: &AppState, mail: OutgoingMail) {
+    let mailer = state.mailer.clone();
+    let subject = mail.subject.clone();
+    tokio::spawn(async move {
+        if let Err(e) = mailer.send(mail).await {
+            tracing::warn!(error = %e, subject = %subject, "mail not sent");
+        }
+    });
+}
+
+/// A link to a page of the web app carrying an emailed token. The token rides in
+/// the fragment, which browsers never send: it stays out of access logs and
+/// `Referer`; the page reads it and posts it in a JSON body.
 pub(super) fn link(state: &AppState, path: &str, token: &str) -> String {
     format!(
-        "{}/{path}?token={token}",
+        "{}/{path}#token={token}",
         state.config.accounts.platform_url.trim_end_matches('/')
     )
 }

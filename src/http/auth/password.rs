@@ -17,7 +17,7 @@ use crate::store::audit::{self, Entry};
 use crate::store::sessions::{self, TokenPurpose};
 use crate::store::users;
 
-use super::{check_password, hash_password, link, verify_password, Accepted};
+use super::{check_password, hash_password, link, send_later, verify_password, Accepted};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -119,11 +119,7 @@ pub async fn request_reset(
                 link(&state, "reset-password", &token)
             ),
         };
-        state
-            .mailer
-            .send(mail)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        send_later(&state, mail);
         audit::record(
             &state.pool,
             &origin,
@@ -139,7 +135,10 @@ pub async fn request_reset(
     ))
 }
 
-/// Sets a new password from an emailed token; every session of the user ends.
+/// Sets a new password from an emailed token; every session and API key of the
+/// user ends (a reset means the old secrets may be known to someone else). A
+/// mail to the account lists the keys revoked. Using the emailed link also
+/// proves the address, so it counts as verified.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", operation_id = "auth.confirmPasswordReset",
     tag = "auth", request_body = ResetConfirm,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -158,7 +157,7 @@ pub async fn confirm_reset(
     check_password(&body.new_password, &account.email, "newPassword")?;
     // Hashed before the token is used: a busy refusal (503) leaves the link valid.
     let hash = hash_password(body.new_password).await?;
-    let Some((user_id, _)) =
+    let Some((user_id, sent_to)) =
         sessions::consume_email_token(&state.pool, &body.token, TokenPurpose::PasswordReset)
             .await?
     else {
@@ -168,13 +167,43 @@ pub async fn confirm_reset(
     };
     users::set_password(&state.pool, user_id, &hash).await?;
     sessions::revoke_all(&state.pool, user_id, None).await?;
+    let revoked = users::revoke_all_api_keys(&state.pool, user_id).await?;
+    users::mark_email_verified(&state.pool, user_id, &sent_to).await?;
+    send_later(&state, reset_done_mail(&sent_to, &revoked));
+    let keys: Vec<&str> = revoked.iter().map(|(_, prefix)| prefix.as_str()).collect();
     audit::record(
         &state.pool,
         &origin,
-        Entry::new(Some(user_id), "auth.password_reset"),
+        Entry::new(Some(user_id), "auth.password_reset")
+            .with(serde_json::json!({ "revokedKeys": keys })),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tells the owner the reset happened and which API keys it revoked.
+fn reset_done_mail(to: &str, revoked: &[(String, String)]) -> OutgoingMail {
+    let keys = if revoked.is_empty() {
+        "You had no API keys to revoke.\n".to_owned()
+    } else {
+        let lines: Vec<String> = revoked
+            .iter()
+            .map(|(name, prefix)| format!("  - {name} ({prefix}…)\n"))
+            .collect();
+        format!(
+            "These API keys were revoked; create new ones for the programs that used them:\n{}",
+            lines.concat()
+        )
+    };
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Your Fresco Platform password was reset".into(),
+        body: format!(
+            "The password of your Fresco Platform account was reset and every session \
+             was signed out.\n\n{keys}\nIf it was not you, reset it again at once and \
+             tell the platform's administrators.\n"
+        ),
+    }
 }
 
 async fn peek_reset_account(

@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use super::subdomain::{suggestions, taken};
 use super::{load, session_view, usable, SessionView, Suggestion, STEPS};
 use crate::domain::password::{self, Strength};
-use crate::domain::Subdomain;
 use crate::http::auth::{check_password, hash_password};
 use crate::http::client::Client;
 use crate::http::error::{ApiError, ErrorBody};
@@ -201,7 +200,7 @@ async fn intended_use(state: &AppState, session: &SignupSession, step: UseStep) 
 
 /// Step 3: the subdomain, valid and free now (deploy checks again).
 async fn subdomain(state: &AppState, session: &SignupSession, step: SubdomainStep) -> Saved {
-    let subdomain = Subdomain::parse(step.subdomain.trim())
+    let subdomain = state.config.subdomain(step.subdomain.trim())
         .map_err(|e| ApiError::validation("subdomain", e.rule(), e.to_string()))?;
     if taken(state, subdomain.as_str()).await? {
         return Err(ApiError::ConflictWith {
