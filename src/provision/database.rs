@@ -293,7 +293,8 @@ impl TenantDatabases {
         let mut conn = sqlx::PgConnection::connect_with(&options)
             .await
             .step("connect to set the password")?;
-        let done = sqlx::raw_sql(&sql)
+        let done = sqlx::query(&sql)
+            .persistent(false)
             .execute(&mut conn)
             .await
             .step("set password")
