@@ -204,9 +204,7 @@ async fn tenant_endpoints_answer_by_who_asks() {
             .request_as(Some(&owner.key), method.clone(), path, None)
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
-        let (status, _) = p
-            .request_as(Some(&p.key), method.clone(), path, None)
-            .await;
+        let (status, _) = p.request_as(Some(&p.key), method.clone(), path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
     // The sweep removes containers: a GET does not run it.

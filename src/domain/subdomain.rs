@@ -125,10 +125,18 @@ impl Subdomain {
             .map_or(platform_url, |(_, rest)| rest);
         let authority = rest.split(['/', '?', '#']).next()?;
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let host = host.split(':').next()?.trim_end_matches('.').to_ascii_lowercase();
+        let host = host
+            .split(':')
+            .next()?
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         let base = base_domain.trim_matches('.').to_ascii_lowercase();
         let under = host.strip_suffix(&base)?.strip_suffix('.')?;
-        under.rsplit('.').next().filter(|l| !l.is_empty()).map(str::to_owned)
+        under
+            .rsplit('.')
+            .next()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
     }
 }
 
@@ -156,10 +164,22 @@ mod tests {
             Subdomain::platform_label("https://a.ops.example.org", "example.org").as_deref(),
             Some("ops")
         );
-        assert_eq!(Subdomain::platform_label("https://example.org", "example.org"), None);
-        assert_eq!(Subdomain::platform_label("https://platform.other.org", "example.org"), None);
-        assert_eq!(Subdomain::platform_label("http://127.0.0.1:8080", "fresco.localhost"), None);
-        assert_eq!(Subdomain::platform_label("https://notexample.org", "example.org"), None);
+        assert_eq!(
+            Subdomain::platform_label("https://example.org", "example.org"),
+            None
+        );
+        assert_eq!(
+            Subdomain::platform_label("https://platform.other.org", "example.org"),
+            None
+        );
+        assert_eq!(
+            Subdomain::platform_label("http://127.0.0.1:8080", "fresco.localhost"),
+            None
+        );
+        assert_eq!(
+            Subdomain::platform_label("https://notexample.org", "example.org"),
+            None
+        );
     }
 
     #[test]

@@ -102,9 +102,8 @@ pub fn session_cookie(state: &AppState, token: &str, max_age_secs: i64) -> Heade
     } else {
         ""
     };
-    let value = format!(
-        "{name}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}"
-    );
+    let value =
+        format!("{name}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}");
     HeaderValue::from_str(&value).unwrap_or_else(|_| clear_cookie(state))
 }
 

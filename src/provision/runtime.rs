@@ -158,7 +158,9 @@ pub struct RuntimeEvent {
 
 /// The keys among an image's labels that Traefik would read (`traefik.*`,
 /// in any case): an image carrying them could route itself.
-pub fn routing_labels<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>) -> Vec<String> {
+pub fn routing_labels<'a>(
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Vec<String> {
     labels
         .into_iter()
         .map(|(k, _)| k)

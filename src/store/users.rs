@@ -353,13 +353,13 @@ pub async fn holder_unverified(
 
 /// Whether the account has a verified email address.
 pub async fn is_verified(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1",
+    Ok(
+        sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(false),
     )
-    .bind(id)
-    .fetch_optional(pool)
-    .await?
-    .unwrap_or(false))
 }
 
 pub async fn set_role(pool: &PgPool, id: Uuid, role: Role) -> Result<bool, StoreError> {

@@ -104,7 +104,9 @@ pub async fn update_me(
         Entry::new(Some(caller.user.id), "auth.profile_updated"),
     )
     .await?;
-    Ok(Json(users::account(&state.pool, caller.user.id).await?.into()))
+    Ok(Json(
+        users::account(&state.pool, caller.user.id).await?.into(),
+    ))
 }
 
 /// Keeps the new address as pending and mails both addresses (off the request

@@ -200,7 +200,9 @@ async fn intended_use(state: &AppState, session: &SignupSession, step: UseStep) 
 
 /// Step 3: the subdomain, valid and free now (deploy checks again).
 async fn subdomain(state: &AppState, session: &SignupSession, step: SubdomainStep) -> Saved {
-    let subdomain = state.config.subdomain(step.subdomain.trim())
+    let subdomain = state
+        .config
+        .subdomain(step.subdomain.trim())
         .map_err(|e| ApiError::validation("subdomain", e.rule(), e.to_string()))?;
     if taken(state, subdomain.as_str()).await? {
         return Err(ApiError::ConflictWith {
