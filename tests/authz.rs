@@ -21,10 +21,10 @@ async fn tenant_endpoints_answer_by_who_asks() {
     })
     .await;
     let owner = p
-        .member(&format!("owner-{}@test.invalid", random(6)), PASSWORD)
+        .verified_member(&format!("owner-{}@test.invalid", random(6)), PASSWORD)
         .await;
     let other = p
-        .member(&format!("other-{}@test.invalid", random(6)), PASSWORD)
+        .verified_member(&format!("other-{}@test.invalid", random(6)), PASSWORD)
         .await;
     let sub = common::subdomain("authz");
     let (status, body) = p
