@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig,
-    HealthStatusEnum, HostConfig, NetworkCreateRequest, NetworkingConfig, RestartPolicy,
-    RestartPolicyNameEnum,
+    HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
@@ -207,6 +207,7 @@ impl TenantRuntime for DockerRuntime {
         let secs = |s: u64| (s as i64).saturating_mul(1_000_000_000);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
+            user: spec.user.clone(),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(spec.labels.clone().into_iter().collect()),
             exposed_ports: Some(HashMap::from([(
@@ -233,6 +234,12 @@ impl TenantRuntime for DockerRuntime {
                     maximum_retry_count: None,
                 }),
                 network_mode: Some(spec.network.clone()),
+                cap_drop: Some(spec.cap_drop.clone()),
+                security_opt: Some(spec.security_opt.clone()),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some(spec.log_driver.clone()),
+                    config: Some(spec.log_options.clone().into_iter().collect()),
+                }),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
