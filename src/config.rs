@@ -163,6 +163,16 @@ pub struct AccountConfig {
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "TRUST_PROXY_HEADERS", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_proxy_headers: bool,
+    /// Addresses or CIDR networks of the proxies (Traefik) whose X-Forwarded-For is
+    /// believed, comma-separated; a request from any other peer is taken at its own
+    /// address, whatever its headers say.
+    #[arg(
+        long = "trusted-proxies",
+        env = "TRUSTED_PROXIES",
+        default_value = "127.0.0.1,::1",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::http::client::ProxyNet>,
 }
 
 impl AccountConfig {
