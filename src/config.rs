@@ -186,6 +186,16 @@ pub struct AccountConfig {
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "TRUST_PROXY_HEADERS", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_proxy_headers: bool,
+    /// Addresses or CIDR networks of the proxies (Traefik) whose X-Forwarded-For is
+    /// believed, comma-separated; a request from any other peer is taken at its own
+    /// address, whatever its headers say.
+    #[arg(
+        long = "trusted-proxies",
+        env = "TRUSTED_PROXIES",
+        default_value = "127.0.0.1,::1",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::http::client::ProxyNet>,
 }
 
 impl AccountConfig {
@@ -411,6 +421,27 @@ pub struct TenantConfig {
         default_value_t = 30
     )]
     pub stop_timeout_secs: u32,
+    /// User (`uid[:gid]` or a name the image knows) tenant containers run as. Empty:
+    /// the image's own user (Fresco's image runs as uid 1001, the stand-in as 65532).
+    #[arg(long = "tenant-user", env = "TENANT_USER", default_value = "")]
+    pub user: String,
+    /// Size at which a tenant container's log file is rotated (Docker json-file
+    /// `max-size`: a number with k, m or g).
+    #[arg(
+        long = "tenant-log-max-size",
+        env = "TENANT_LOG_MAX_SIZE",
+        default_value = "10m",
+        value_parser = parse_log_size
+    )]
+    pub log_max_size: String,
+    /// Rotated log files kept per tenant container (json-file `max-file`).
+    #[arg(
+        long = "tenant-log-max-files",
+        env = "TENANT_LOG_MAX_FILES",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub log_max_files: u32,
     /// DISABLE_ANALYTICS given to Fresco.
     #[arg(long, env = "DISABLE_ANALYTICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub disable_analytics: bool,
@@ -482,6 +513,26 @@ impl ReconcileConfig {
         let ms = self.backoff_ms.saturating_mul(1u64 << exp);
         Duration::from_millis(ms.min(300_000))
     }
+}
+
+/// A Docker json-file `max-size`: digits and a k, m or g unit, at least 1 MiB (smaller
+/// files would rotate away what `docker logs` and the log API are asked for).
+fn parse_log_size(raw: &str) -> Result<String, String> {
+    let s = raw.trim().to_ascii_lowercase();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size like 10m"))?;
+    let bytes = match unit {
+        "k" => n * 1024,
+        "m" => n * 1024 * 1024,
+        "g" => n * 1024 * 1024 * 1024,
+        _ => return Err(format!("{raw:?}: the unit must be k, m or g (like 10m)")),
+    };
+    if bytes < 1024 * 1024 {
+        return Err(format!("{raw:?} is below 1m"));
+    }
+    Ok(s)
 }
 
 impl TenantConfig {

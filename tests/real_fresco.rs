@@ -58,6 +58,12 @@ async fn real_fresco_runs_with_the_defaults_is_guarded_and_lives_its_lifecycle()
     let t = p.wait_status(&id, "active", START_TIMEOUT).await;
     assert_eq!(t["container"]["health"], "healthy", "{t}");
 
+    // It started, migrated and serves with no capabilities, no privilege escalation
+    // and rotated logs, as its image's own user (uid 1001).
+    let c = p.container(&id).await.unwrap();
+    common::hardening::assert_hardened(&c, "10m", "3");
+    assert_eq!(common::hardening::process_status(&c).uid, 1001);
+
     // Fresco's own sign-in page, through Traefik; 3.x has no health route.
     wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
     let (_, _, page) = fetch_through_traefik(&sub, "/signin", None).await;

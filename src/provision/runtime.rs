@@ -49,6 +49,15 @@ pub struct ContainerSpec {
     pub health_retries: u32,
     pub health_timeout_secs: u64,
     pub network: String,
+    /// `uid[:gid]` or a user name; `None` runs the image's own user.
+    pub user: Option<String>,
+    /// Linux capabilities dropped (`ALL`: Fresco needs none, it serves on port 3000).
+    pub cap_drop: Vec<String>,
+    /// `no-new-privileges`: no setuid binary can raise a process's privileges.
+    pub security_opt: Vec<String>,
+    /// Docker log driver and its options (json-file with rotation).
+    pub log_driver: String,
+    pub log_options: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for ContainerSpec {

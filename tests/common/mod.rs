@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 mod api;
+pub mod hardening;
 mod platform;
 pub mod smtp;
 mod sse;
