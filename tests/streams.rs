@@ -414,10 +414,13 @@ fn peak_kb(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_log_read_without_follow_is_streamed_not_held_in_memory() {
-    // Its own process: only its memory is measured.
+    // Its own process: only its memory is measured. Docker must keep the whole
+    // ~60 MB log (the default rotation keeps 3 × 10 MB).
+    let mut opts = options();
+    opts.extra.push(("TENANT_LOG_MAX_SIZE", "100m".into()));
     let p = Platform::start(Options {
         process: true,
-        ..options()
+        ..opts
     })
     .await;
     let pid = p.server_pid().unwrap();
