@@ -71,6 +71,22 @@ pub struct ServeConfig {
     pub mail: crate::mail::MailConfig,
     #[command(flatten)]
     pub observe: ObserveConfig,
+    #[command(flatten)]
+    pub streams: StreamConfig,
+}
+
+impl ServeConfig {
+    /// Parses a tenant subdomain, refusing the platform's own host label too.
+    pub fn subdomain(
+        &self,
+        input: &str,
+    ) -> Result<crate::domain::Subdomain, crate::domain::SubdomainError> {
+        let own = crate::domain::Subdomain::platform_label(
+            &self.accounts.platform_url,
+            &self.tenants.base_domain,
+        );
+        crate::domain::Subdomain::parse_beside(input, own.as_deref())
+    }
 }
 
 #[derive(Clone, Args)]
@@ -151,6 +167,15 @@ pub struct AccountConfig {
     /// Live tenants a member may own.
     #[arg(long, env = "TENANT_QUOTA", default_value_t = 3)]
     pub tenant_quota: i64,
+    /// Live tenants that accounts without a verified email may hold together
+    /// (each such account holds at most one, from the signup wizard); the wizard
+    /// refuses new signups once it is reached.
+    #[arg(
+        long = "unverified-tenant-cap",
+        env = "UNVERIFIED_TENANT_CAP",
+        default_value_t = 50
+    )]
+    pub unverified_tenant_cap: i64,
     /// Where people who only want to try Fresco are sent.
     #[arg(
         long,
@@ -161,6 +186,16 @@ pub struct AccountConfig {
     /// Take the client address from X-Forwarded-For (only behind a trusted proxy).
     #[arg(long, env = "TRUST_PROXY_HEADERS", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_proxy_headers: bool,
+    /// Addresses or CIDR networks of the proxies (Traefik) whose X-Forwarded-For is
+    /// believed, comma-separated; a request from any other peer is taken at its own
+    /// address, whatever its headers say.
+    #[arg(
+        long = "trusted-proxies",
+        env = "TRUSTED_PROXIES",
+        default_value = "127.0.0.1,::1",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<crate::http::client::ProxyNet>,
 }
 
 impl AccountConfig {
@@ -183,7 +218,8 @@ impl AccountConfig {
 
 #[derive(Debug, Clone, Args)]
 pub struct RateLimitConfig {
-    /// Requests per window for each user (or each IP when anonymous).
+    /// Requests per window for each verified user (or each IP when anonymous, or
+    /// when the credential has not checked out).
     #[arg(
         long = "rate-limit-general",
         env = "RATE_LIMIT_GENERAL",
@@ -197,7 +233,8 @@ pub struct RateLimitConfig {
         default_value_t = 60
     )]
     pub general_window_secs: u64,
-    /// Login and password-reset attempts per window, per IP and per email.
+    /// Login attempts per window, per IP and per email; also signups and wizard
+    /// passwords per IP, and password changes per user.
     #[arg(
         long = "rate-limit-login",
         env = "RATE_LIMIT_LOGIN",
@@ -225,6 +262,59 @@ pub struct RateLimitConfig {
         default_value_t = 60
     )]
     pub actions_window_secs: u64,
+    /// Password-reset requests per window, per IP and per email; confirmations
+    /// per IP. A budget apart from logins, so resets never lock anyone out.
+    #[arg(
+        long = "rate-limit-reset",
+        env = "RATE_LIMIT_RESET",
+        default_value_t = 5
+    )]
+    pub reset: u32,
+    /// Window of the password-reset limit, in seconds.
+    #[arg(
+        long = "rate-limit-reset-window-secs",
+        env = "RATE_LIMIT_RESET_WINDOW_SECS",
+        default_value_t = 3600
+    )]
+    pub reset_window_secs: u64,
+    /// Passwords the wizard's step 1 takes per signup session (each is hashed);
+    /// per IP they also count against the login limit.
+    #[arg(
+        long = "rate-limit-wizard-passwords",
+        env = "RATE_LIMIT_WIZARD_PASSWORDS",
+        default_value_t = 5
+    )]
+    pub wizard_passwords: u32,
+    /// Keys (addresses, users, emails) each limiter remembers at most; past it the
+    /// oldest window is forgotten first. Bounds the limiters' memory.
+    #[arg(
+        long = "rate-limit-max-keys",
+        env = "RATE_LIMIT_MAX_KEYS",
+        default_value_t = 100_000
+    )]
+    pub max_keys: usize,
+}
+
+/// Long-lived event streams: followed logs, tenant events, usage samples.
+#[derive(Debug, Clone, Args)]
+pub struct StreamConfig {
+    /// Event streams one user may hold open at once; the next one gets 429.
+    #[arg(
+        long = "streams-per-user",
+        env = "STREAMS_PER_USER",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub per_user: u32,
+    /// Seconds between checks that an open stream's caller still has access
+    /// (session or key live, tenant visible); default the keepalive interval.
+    #[arg(
+        long = "stream-recheck-secs",
+        env = "STREAM_RECHECK_SECS",
+        default_value_t = crate::http::KEEPALIVE.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub recheck_secs: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -281,6 +371,10 @@ pub struct TenantConfig {
     /// Consecutive failed checks before a container is unhealthy.
     #[arg(long, env = "HEALTHCHECK_RETRIES", default_value_t = 3)]
     pub healthcheck_retries: u32,
+    /// Seconds one check may take. The default check starts a `node` process,
+    /// which at a 0.5-CPU limit on a busy host can take several seconds.
+    #[arg(long, env = "HEALTHCHECK_TIMEOUT_SECS", default_value_t = 10)]
+    pub healthcheck_timeout_secs: u64,
     /// Docker network Traefik watches; created if missing.
     #[arg(long, env = "TENANTS_NETWORK", default_value = "fresco_tenants")]
     pub tenants_network: String,
@@ -327,6 +421,27 @@ pub struct TenantConfig {
         default_value_t = 30
     )]
     pub stop_timeout_secs: u32,
+    /// User (`uid[:gid]` or a name the image knows) tenant containers run as. Empty:
+    /// the image's own user (Fresco's image runs as uid 1001, the stand-in as 65532).
+    #[arg(long = "tenant-user", env = "TENANT_USER", default_value = "")]
+    pub user: String,
+    /// Size at which a tenant container's log file is rotated (Docker json-file
+    /// `max-size`: a number with k, m or g).
+    #[arg(
+        long = "tenant-log-max-size",
+        env = "TENANT_LOG_MAX_SIZE",
+        default_value = "10m",
+        value_parser = parse_log_size
+    )]
+    pub log_max_size: String,
+    /// Rotated log files kept per tenant container (json-file `max-file`).
+    #[arg(
+        long = "tenant-log-max-files",
+        env = "TENANT_LOG_MAX_FILES",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub log_max_files: u32,
     /// DISABLE_ANALYTICS given to Fresco.
     #[arg(long, env = "DISABLE_ANALYTICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub disable_analytics: bool,
@@ -398,6 +513,26 @@ impl ReconcileConfig {
         let ms = self.backoff_ms.saturating_mul(1u64 << exp);
         Duration::from_millis(ms.min(300_000))
     }
+}
+
+/// A Docker json-file `max-size`: digits and a k, m or g unit, at least 1 MiB (smaller
+/// files would rotate away what `docker logs` and the log API are asked for).
+fn parse_log_size(raw: &str) -> Result<String, String> {
+    let s = raw.trim().to_ascii_lowercase();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size like 10m"))?;
+    let bytes = match unit {
+        "k" => n * 1024,
+        "m" => n * 1024 * 1024,
+        "g" => n * 1024 * 1024 * 1024,
+        _ => return Err(format!("{raw:?}: the unit must be k, m or g (like 10m)")),
+    };
+    if bytes < 1024 * 1024 {
+        return Err(format!("{raw:?} is below 1m"));
+    }
+    Ok(s)
 }
 
 impl TenantConfig {

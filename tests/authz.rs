@@ -21,10 +21,10 @@ async fn tenant_endpoints_answer_by_who_asks() {
     })
     .await;
     let owner = p
-        .member(&format!("owner-{}@test.invalid", random(6)), PASSWORD)
+        .verified_member(&format!("owner-{}@test.invalid", random(6)), PASSWORD)
         .await;
     let other = p
-        .member(&format!("other-{}@test.invalid", random(6)), PASSWORD)
+        .verified_member(&format!("other-{}@test.invalid", random(6)), PASSWORD)
         .await;
     let sub = common::subdomain("authz");
     let (status, body) = p
@@ -195,18 +195,23 @@ async fn tenant_endpoints_answer_by_who_asks() {
     );
 
     // Admin endpoints are for admins.
-    for path in [
-        "/api/v1/admin/users",
-        "/api/v1/admin/audit-log",
-        "/api/v1/admin/orphans",
+    for (method, path) in [
+        (Method::GET, "/api/v1/admin/users"),
+        (Method::GET, "/api/v1/admin/audit-log"),
+        (Method::POST, "/api/v1/admin/orphans"),
     ] {
         let (status, _) = p
-            .request_as(Some(&owner.key), Method::GET, path, None)
+            .request_as(Some(&owner.key), method.clone(), path, None)
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
-        let (status, _) = p.request_as(Some(&p.key), Method::GET, path, None).await;
+        let (status, _) = p.request_as(Some(&p.key), method.clone(), path, None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
+    // The sweep removes containers: a GET does not run it.
+    let (status, _) = p
+        .request_as(Some(&p.key), Method::GET, "/api/v1/admin/orphans", None)
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     // An admin makes the other member an admin: now they see the tenant.
     let (status, body) = p
         .request_as(

@@ -28,41 +28,8 @@ async fn refusal(response: reqwest::Response) -> (StatusCode, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_body_uri_and_headers_get_413_414_431_with_the_envelope() {
+async fn long_uris_and_headers_get_414_and_431_and_bodies_within_bounds_pass() {
     let p = Platform::start(Options::default()).await;
-    let big = "a".repeat(100 * 1024);
-
-    // A declared length over the bound: refused before anything reads the body.
-    let declared = p
-        .http
-        .post(p.url("/api/v1/auth/login"))
-        .json(&json!({ "email": "a@example.org", "password": big }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        refusal(declared).await,
-        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
-    );
-
-    // A chunked body (no length) is cut at the same size while it is read.
-    let chunks: Vec<Result<String, std::io::Error>> = vec![
-        Ok(r#"{"email":"a@example.org","password":""#.into()),
-        Ok(big.clone()),
-        Ok(r#""}"#.into()),
-    ];
-    let chunked = p
-        .http
-        .post(p.url("/api/v1/wizard/sessions"))
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        refusal(chunked).await,
-        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
-    );
 
     // A body just under the bound is read (and judged on its content).
     let fits = p
@@ -106,6 +73,80 @@ async fn oversized_body_uri_and_headers_get_413_414_431_with_the_envelope() {
         .request(reqwest::Method::GET, "/api/v1/tenants?search=abc", None)
         .await;
     assert_eq!(status, StatusCode::OK);
+    p.cleanup().await;
+}
+
+/// Sends a whole request on a fresh connection, even if the server answers and
+/// closes before reading all of it (as it does for an oversized body, which
+/// an HTTP client library reports as a broken pipe instead of the answer), and
+/// returns the status code and the JSON body.
+fn exchange(addr: &str, request: &[u8]) -> (u16, Value) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no answer: {answer:?}"));
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_413_whether_declared_or_chunked() {
+    let p = Platform::start(Options::default()).await;
+    let addr = p.base.trim_start_matches("http://").to_owned();
+    let body = format!(
+        r#"{{"email":"a@example.org","password":"{}"}}"#,
+        "a".repeat(100 * 1024)
+    );
+    // A declared length over the bound: refused before anything reads the body.
+    let declared = [
+        format!(
+            "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+        body.as_bytes(),
+    ]
+    .concat();
+    // A chunked body (no length) is cut at the same size while it is read.
+    let chunked = [
+        "POST /api/v1/wizard/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .as_bytes(),
+        body.as_bytes()
+            .chunks(8 * 1024)
+            .flat_map(|c| {
+                [
+                    format!("{:x}\r\n", c.len()).into_bytes(),
+                    c.to_vec(),
+                    b"\r\n".to_vec(),
+                ]
+            })
+            .flatten()
+            .collect::<Vec<u8>>()
+            .as_slice(),
+        b"0\r\n\r\n",
+    ]
+    .concat();
+    let answers = tokio::task::spawn_blocking(move || {
+        [exchange(&addr, &declared), exchange(&addr, &chunked)]
+    })
+    .await
+    .unwrap();
+    for (status, body) in answers {
+        assert_eq!(status, 413, "{body}");
+        assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+        assert!(body["meta"]["requestId"].is_string(), "{body}");
+    }
     p.cleanup().await;
 }
 

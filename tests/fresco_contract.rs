@@ -122,7 +122,7 @@ async fn only_the_owners_claim_link_reaches_setup_and_it_works_once() {
 async fn claim_links_are_for_the_owner_only() {
     let p = Platform::start(Options::default()).await;
     let owner = p
-        .member(
+        .verified_member(
             &format!("{}@example.org", common::random(8)),
             "owner-password-1",
         )

@@ -53,11 +53,15 @@ async fn created_tenant_becomes_active_and_is_routed_by_traefik() {
 
     // The container carries the limits and labels of the design.
     let c = p.container(&id).await.unwrap();
-    let host = c.host_config.unwrap();
+    let host = c.host_config.clone().unwrap();
     assert_eq!(host.memory, Some(512 * 1024 * 1024));
     assert_eq!(host.memory_swap, Some(3 * 512 * 1024 * 1024));
     assert_eq!(host.nano_cpus, Some(500_000_000));
     assert_eq!(host.pids_limit, Some(100));
+    // Hardened: no capabilities, no privilege escalation, rotated logs, not root
+    // (the stand-in image's own user, as Fresco's image has its own).
+    common::hardening::assert_hardened(&c, "10m", "3");
+    assert_eq!(common::hardening::process_status(&c).uid, 65532);
     assert_eq!(
         host.restart_policy
             .and_then(|r| r.name)
@@ -246,5 +250,53 @@ async fn full_lifecycle_stops_starts_restarts_destroys_and_logs_every_step() {
     let again = p.create_active(&sub).await;
     assert_ne!(again, id);
     wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
+    p.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_user_and_log_rotation_reach_the_container_and_logs_rotate() {
+    let p = Platform::start(Options {
+        extra: vec![
+            ("TENANT_USER", "4242:4242".to_owned()),
+            ("TENANT_LOG_MAX_SIZE", "1m".to_owned()),
+            ("TENANT_LOG_MAX_FILES", "2".to_owned()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let sub = subdomain("hard");
+    let id = p.create_active(&sub).await;
+    let c = p.container(&id).await.unwrap();
+    common::hardening::assert_hardened(&c, "1m", "2");
+    assert_eq!(common::hardening::process_status(&c).uid, 4242);
+
+    // About 9 MB of output: Docker keeps at most two files of about 1 MiB.
+    let ip = common::hardening::container_ip(&c, &common::env("TENANTS_NETWORK"));
+    let (status, body) = common::hardening::stand_in_get(&ip, "/stand-in/burst?n=300000").await;
+    assert_eq!(status, 202, "{body}");
+    let log_path = std::path::PathBuf::from(c.log_path.clone().expect("json-file log path"));
+    let dir = log_path.parent().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if logs.contains("burst done 300000") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "burst did not finish");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let files: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-json.log"))
+        .map(|n| {
+            let len = std::fs::metadata(dir.join(&n)).unwrap().len();
+            (n, len)
+        })
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let total: u64 = files.iter().map(|(_, len)| len).sum();
+    assert!(total <= 2 * 1024 * 1024 + 64 * 1024, "{files:?}");
     p.cleanup().await;
 }

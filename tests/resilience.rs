@@ -169,7 +169,7 @@ async fn orphan_containers_are_removed_and_orphan_schemas_only_reported() {
     .await
     .unwrap();
 
-    let (status, report) = p.request(Method::GET, "/api/v1/admin/orphans", None).await;
+    let (status, report) = p.request(Method::POST, "/api/v1/admin/orphans", None).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(
         report["containersRemoved"].as_array().unwrap().len(),

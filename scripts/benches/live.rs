@@ -108,7 +108,12 @@ fn main() {
     rt.block_on(async move {
         let p = Platform::start(Options {
             process: true,
-            extra: vec![("METRICS_TOKEN", TOKEN.into()), ("METRICS_INTERVAL_SECS", "2".into())],
+            extra: vec![
+                ("METRICS_TOKEN", TOKEN.into()),
+                ("METRICS_INTERVAL_SECS", "2".into()),
+                // All followers are one user: lift the per-user stream cap for them.
+                ("STREAMS_PER_USER", (followers + 10).to_string()),
+            ],
             ..Default::default()
         })
         .await;

@@ -55,7 +55,7 @@ async fn wait_routed(sub: &str, start: Instant) -> Duration {
     start.elapsed()
 }
 
-async fn through_platform(p: &Platform, sub: String, track_memory: bool) -> (Sample, u64) {
+async fn through_platform(p: &Platform, sub: String, track_memory: bool) -> (Sample, u64, String) {
     let (status, body) = p.create_tenant(&sub).await;
     let accepted = Instant::now();
     assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
@@ -78,7 +78,63 @@ async fn through_platform(p: &Platform, sub: String, track_memory: bool) -> (Sam
     }
     let active = accepted.elapsed();
     let routed = wait_routed(&sub, accepted).await;
-    (Sample { active, routed }, peak_memory)
+    (Sample { active, routed }, peak_memory, container)
+}
+
+/// How long each phase of Fresco's start took, from its container log (Docker's
+/// timestamps), counted from the container's start: `prisma generate`, the
+/// migrations, `initialize.ts` with the linger of its open Prisma client, Next's
+/// boot. Empty for images that do not print these lines.
+async fn start_phases(p: &Platform, container: &str) -> Vec<(&'static str, Duration)> {
+    let started = p
+        .docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+        .ok()
+        .and_then(|c| c.state?.started_at)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok());
+    let Some(started) = started else {
+        return vec![];
+    };
+    let options = bollard::query_parameters::LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .timestamps(true)
+        .build();
+    let mut logs = p.docker.logs(container, Some(options));
+    let mut marks: Vec<(&'static str, chrono::DateTime<chrono::FixedOffset>)> = vec![];
+    while let Some(Ok(out)) = futures::StreamExt::next(&mut logs).await {
+        let line = out.to_string();
+        let Some((stamp, text)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok(at) = chrono::DateTime::parse_from_rfc3339(stamp) else {
+            continue;
+        };
+        // Each phase ends where the next one's first line appears.
+        let phase = match marks.len() {
+            0 if text.contains("migrate: ") => Some("prisma generate"),
+            1 if text.contains("migrate: applied") || text.contains("no pending") => {
+                Some("migrations")
+            }
+            2 if text.contains("initializ") => Some("initialize.ts"),
+            3 if text.contains("Next.js") => Some("linger until node server.js"),
+            4 if text.contains("Ready in") => Some("Next boot"),
+            _ => None,
+        };
+        if let Some(name) = phase {
+            marks.push((name, at));
+        }
+    }
+    let mut previous = started;
+    marks
+        .into_iter()
+        .map(|(name, at)| {
+            let d = (at - previous).to_std().unwrap_or_default();
+            previous = at;
+            (name, d)
+        })
+        .collect()
 }
 
 /// The container's memory use now (bytes), 0 when it has none yet.
@@ -290,10 +346,14 @@ async fn bench(label: &str, image: Image, n: usize, track_memory: bool) {
     }
     let mut seq = vec![];
     let mut peaks = vec![];
+    let mut phases: Vec<Vec<(&'static str, Duration)>> = vec![];
     for _ in 0..n {
-        let (s, peak) = through_platform(&p, subdomain("seq"), track_memory).await;
+        let (s, peak, container) = through_platform(&p, subdomain("seq"), track_memory).await;
         seq.push(s);
         peaks.push(peak);
+        if track_memory {
+            phases.push(start_phases(&p, &container).await);
+        }
     }
     let floor_conc: Vec<(Sample, TenantId)> =
         futures::future::join_all((0..n).map(|_| floor(&p, subdomain("floorc"), &image))).await;
@@ -301,7 +361,7 @@ async fn bench(label: &str, image: Image, n: usize, track_memory: bool) {
         futures::future::join_all((0..n).map(|_| through_platform(&p, subdomain("conc"), false)))
             .await
             .into_iter()
-            .map(|(s, _)| s)
+            .map(|(s, _, _)| s)
             .collect();
     let (floor_conc, ids): (Vec<Sample>, Vec<TenantId>) = floor_conc.into_iter().unzip();
     floor_ids.extend(ids);
@@ -315,6 +375,17 @@ async fn bench(label: &str, image: Image, n: usize, track_memory: bool) {
             "container memory during start-up (sequential, sampled while not yet active): p50 {:.0} MiB, max {:.0} MiB (limit 512 MiB)",
             mib(peaks[peaks.len() / 2]),
             mib(*peaks.last().unwrap())
+        );
+    }
+    for (i, tenant) in phases.iter().enumerate() {
+        let line: Vec<String> = tenant
+            .iter()
+            .map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64()))
+            .collect();
+        println!(
+            "start phases, tenant {} (from container start): {}",
+            i + 1,
+            line.join(", ")
         );
     }
     match p.server_pid().and_then(peak_rss_kib) {

@@ -85,6 +85,7 @@ _stack_install() {
   command -v file >/dev/null 2>&1 || missing+=(file)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
   if [ "${#missing[@]}" -gt 0 ]; then
     _stack_apt_install "${missing[@]}"
   fi
@@ -162,13 +163,108 @@ _stack_docker() {
       _stack_die "Docker did not answer within 60 s; see .local/dockerd.log"
     }
   fi
-  if ! docker network inspect "$NETWORK" >/dev/null 2>&1; then
-    _stack_log "creating docker network $NETWORK"
-    docker network create --driver bridge "$NETWORK" >/dev/null \
-      || docker network inspect "$NETWORK" >/dev/null 2>&1 \
-      || _stack_die "could not create docker network $NETWORK"
-  fi
+  _stack_tenants_network "$NETWORK"
   NETWORK_GATEWAY="$(docker network inspect -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' "$NETWORK" | awk '{print $1}')"
+  _stack_tenants_firewall "$NETWORK" "$PG_PORT"
+}
+
+# --- 2b. tenants network and its firewall ---------------------------------------
+#
+# Layout (see README, "Network isolation"): tenant containers sit alone on a bridge
+# with inter-container traffic off, so none reaches another; Traefik and Postgres run
+# on the host, which reaches every container through the bridge. From the bridge
+# into the host, the firewall admits only Postgres' port on the gateway (and replies
+# to connections the host opened); the platform's API, Traefik's ports and anything
+# else on the host refuse. Traffic to the outside (Fresco's uploads) is untouched.
+
+_STACK_NET_LABEL=fresco-platform.stack
+
+# Creates the network with inter-container traffic off (and a label saying these
+# scripts made it). An existing one with it on is recreated when no container is
+# attached; else a warning says how to fix it.
+_stack_tenants_network() {
+  local net="$1" icc attached
+  if docker network inspect "$net" >/dev/null 2>&1; then
+    icc="$(docker network inspect -f '{{index .Options "com.docker.network.bridge.enable_icc"}}' "$net")"
+    [ "$icc" = "false" ] && return 0
+    attached="$(docker network inspect -f '{{len .Containers}}' "$net")"
+    if [ "$attached" != "0" ]; then
+      _stack_warn "docker network $net lets containers reach each other (enable_icc is not false) and has $attached container(s) attached; remove them and the network, then run this again to recreate it isolated"
+      return 0
+    fi
+    _stack_log "recreating docker network $net with inter-container traffic off"
+    docker network rm "$net" >/dev/null || { _stack_warn "could not remove docker network $net"; return 0; }
+  fi
+  _stack_log "creating docker network $net (inter-container traffic off)"
+  docker network create --driver bridge \
+    --opt com.docker.network.bridge.enable_icc=false \
+    --label "$_STACK_NET_LABEL=$STACK_REPO" "$net" >/dev/null \
+    || docker network inspect "$net" >/dev/null 2>&1 \
+    || _stack_die "could not create docker network $net"
+}
+
+# The Linux bridge of a Docker network: its configured name, else br-<id prefix>.
+_stack_bridge_of() {
+  local net="$1" name id
+  name="$(docker network inspect -f '{{index .Options "com.docker.network.bridge.name"}}' "$net")"
+  if [ -n "$name" ] && [ "$name" != "<no value>" ]; then
+    printf '%s\n' "$name"
+    return 0
+  fi
+  id="$(docker network inspect -f '{{.Id}}' "$net")"
+  printf 'br-%s\n' "${id:0:12}"
+}
+
+# Chain of one network's rules; named after the bridge so networks never share one.
+_stack_fw_chain() { printf 'FP-IN-%s\n' "$1" | tr '[:lower:]' '[:upper:]' | cut -c1-28; }
+
+# Installs (or refreshes) the INPUT rules for the tenants bridge of `net`. Only for a
+# network these scripts created (it carries their label): another one is not ours.
+_stack_tenants_firewall() {
+  local net="$1" pg_port="$2" bridge chain gateway owner
+  owner="$(docker network inspect -f "{{index .Labels \"$_STACK_NET_LABEL\"}}" "$net" 2>/dev/null || true)"
+  if [ -z "$owner" ] || [ "$owner" = "<no value>" ]; then
+    _stack_warn "docker network $net was not created by these scripts: no firewall rules added for it (tenants can reach every port of the host through its gateway)"
+    return 0
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    _stack_warn "not root: no firewall rules for docker network $net"
+    return 0
+  fi
+  bridge="$(_stack_bridge_of "$net")"
+  chain="$(_stack_fw_chain "$bridge")"
+  gateway="$(docker network inspect -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' "$net" | awk '{print $1}')"
+  [ -n "$gateway" ] || _stack_die "docker network $net has no gateway address"
+  iptables -w -N "$chain" 2>/dev/null || iptables -w -F "$chain"
+  iptables -w -A "$chain" -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+  iptables -w -A "$chain" -p tcp -d "$gateway" --dport "$pg_port" -j RETURN
+  iptables -w -A "$chain" -p tcp -j REJECT --reject-with tcp-reset
+  iptables -w -A "$chain" -j REJECT --reject-with icmp-port-unreachable
+  iptables -w -C INPUT -i "$bridge" -j "$chain" 2>/dev/null \
+    || iptables -w -I INPUT 1 -i "$bridge" -j "$chain"
+}
+
+# Removes the rules _stack_tenants_firewall installed for `net`.
+_stack_tenants_firewall_remove() {
+  local net="$1" bridge chain
+  bridge="$(_stack_bridge_of "$net")"
+  chain="$(_stack_fw_chain "$bridge")"
+  while iptables -w -D INPUT -i "$bridge" -j "$chain" 2>/dev/null; do :; done
+  iptables -w -F "$chain" 2>/dev/null || true
+  iptables -w -X "$chain" 2>/dev/null || true
+}
+
+# For tests: the isolated layout for a network of their own (created here with the
+# scripts' label unless it exists), and its removal.
+#   stack_tenants_network_up NETWORK PG_PORT      stack_tenants_network_down NETWORK
+stack_tenants_network_up() {
+  bash -euo pipefail -c 'source "$1"; _stack_tenants_network "$2"; _stack_tenants_firewall "$2" "$3"' \
+    stack_tenants_network_up "$STACK_LIB" "$1" "$2"
+}
+
+stack_tenants_network_down() {
+  bash -euo pipefail -c 'source "$1"; _stack_tenants_firewall_remove "$2"; docker network rm "$2" >/dev/null 2>&1 || true' \
+    stack_tenants_network_down "$STACK_LIB" "$1"
 }
 
 # --- 3. Postgres ----------------------------------------------------------------

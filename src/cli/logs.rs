@@ -209,6 +209,9 @@ async fn read_events(resp: Response, state: &mut FollowState) -> Result<StreamEn
             if let Some(id) = &event.id {
                 state.last_id = Some(id.clone());
             }
+            if let Some(message) = access_ended(&event) {
+                return Err(Failure::Failed(message));
+            }
             if handle_event(&event, state)? {
                 return Ok(StreamEnd::Finished);
             }
@@ -220,6 +223,16 @@ async fn read_events(resp: Response, state: &mut FollowState) -> Result<StreamEn
     Ok(StreamEnd::Dropped(
         "the server closed the stream".to_owned(),
     ))
+}
+
+/// The server's message when it ended the stream because this client lost access
+/// (signed out, key revoked): a failure of the command, not the container's end.
+fn access_ended(event: &SseEvent) -> Option<String> {
+    let data: Value = serde_json::from_str(&event.data).ok()?;
+    (event.event == "end" && data["reason"] == "unauthorized").then(|| {
+        let message = data["message"].as_str().unwrap_or("access ended");
+        format!("the platform ended the stream: {message}")
+    })
 }
 
 /// Prints one event; true when it ends the stream.

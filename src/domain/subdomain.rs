@@ -101,8 +101,42 @@ impl Subdomain {
         Ok(Self(input.to_owned()))
     }
 
+    /// `parse`, also refusing the platform's own host label (`platform_label`)
+    /// as `reserved`: a tenant there would take the platform's address.
+    pub fn parse_beside(input: &str, platform_label: Option<&str>) -> Result<Self, SubdomainError> {
+        let subdomain = Self::parse(input)?;
+        if platform_label == Some(input) {
+            return Err(SubdomainError::Reserved(input.to_owned()));
+        }
+        Ok(subdomain)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The label of the platform's host right under `base_domain` (its first
+    /// label when it sits directly under it: `platform` for
+    /// `https://platform.example.org` and `example.org`): a tenant there would
+    /// take the platform's address or could set cookies for it.
+    pub fn platform_label(platform_url: &str, base_domain: &str) -> Option<String> {
+        let rest = platform_url
+            .split_once("://")
+            .map_or(platform_url, |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host
+            .split(':')
+            .next()?
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let base = base_domain.trim_matches('.').to_ascii_lowercase();
+        let under = host.strip_suffix(&base)?.strip_suffix('.')?;
+        under
+            .rsplit('.')
+            .next()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
     }
 }
 
@@ -115,6 +149,38 @@ impl fmt::Display for Subdomain {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_platform_host_label_is_reserved_beside_the_fixed_list() {
+        let label = Subdomain::platform_label("https://platform.example.org/", "example.org");
+        assert_eq!(label.as_deref(), Some("platform"));
+        let label = Subdomain::platform_label("https://console.example.org:8443/x", "example.org");
+        assert_eq!(label.as_deref(), Some("console"));
+        let err = Subdomain::parse_beside("console", label.as_deref()).unwrap_err();
+        assert_eq!(err.rule(), "reserved");
+        assert!(Subdomain::parse_beside("consoles", label.as_deref()).is_ok());
+        // The label next to the base domain is the one a tenant would collide with.
+        assert_eq!(
+            Subdomain::platform_label("https://a.ops.example.org", "example.org").as_deref(),
+            Some("ops")
+        );
+        assert_eq!(
+            Subdomain::platform_label("https://example.org", "example.org"),
+            None
+        );
+        assert_eq!(
+            Subdomain::platform_label("https://platform.other.org", "example.org"),
+            None
+        );
+        assert_eq!(
+            Subdomain::platform_label("http://127.0.0.1:8080", "fresco.localhost"),
+            None
+        );
+        assert_eq!(
+            Subdomain::platform_label("https://notexample.org", "example.org"),
+            None
+        );
+    }
 
     #[test]
     fn accepts_ordinary_names() {

@@ -35,6 +35,8 @@ pub struct UserView {
     pub name: Option<String>,
     pub role: String,
     pub email_verified: bool,
+    /// An address the account asked to change to, until its link is used.
+    pub pending_email: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -46,6 +48,7 @@ impl From<Account> for UserView {
             name: a.name,
             role: a.role.to_string(),
             email_verified: a.email_verified_at.is_some(),
+            pending_email: a.pending_email,
             created_at: a.created_at,
         }
     }
@@ -86,8 +89,9 @@ pub struct AuditQuery {
 }
 
 /// Runs an orphan sweep now: removes managed containers without a live tenant
+/// (a POST: it changes things, so no GET may trigger it)
 /// and lists tenant-looking Postgres objects without one (never dropped).
-#[utoipa::path(get, path = "/api/v1/admin/orphans", operation_id = "admin.orphans", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/orphans", operation_id = "admin.orphans", tag = "admin",
     responses((status = 200, body = OrphanReport), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn orphans(
     State(state): State<AppState>,

@@ -59,6 +59,12 @@ pub enum ApiError {
     /// Postgres is down or out of connections; carries the cause, for the log only.
     #[error("{DATABASE_UNAVAILABLE}")]
     DatabaseUnavailable(String),
+    /// Too much of a bounded resource is in use right now; come back shortly.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -107,6 +113,7 @@ impl ApiError {
             Self::DatabaseUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
+            Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -178,6 +185,9 @@ impl IntoResponse for ApiError {
         let request_id = request_id::current();
         let retry_after = match &self {
             Self::RateLimited {
+                retry_after_secs, ..
+            }
+            | Self::Busy {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             Self::DatabaseUnavailable(_) => Some(DATABASE_RETRY_AFTER_SECS),

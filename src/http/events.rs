@@ -5,22 +5,19 @@
 //! Event ids are resume points (`d<deployment row>.e<event row>`): a reconnect
 //! with `Last-Event-ID` replays what was missed from the tables.
 
-use std::convert::Infallible;
-
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
+use axum::response::sse::Event;
+use axum::response::Response;
 use serde_json::json;
 use tokio::sync::broadcast;
 
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::TenantPath;
+use super::streams::{self, StreamAccess};
 use super::tenants::load_visible;
 use super::ApiRouter;
-use super::KEEPALIVE;
 use crate::domain::TenantId;
 use crate::http::AppState;
 use crate::store::notify::Change;
@@ -132,8 +129,8 @@ impl Stream {
 /// Live status transitions, deployment log rows and resource alerts (SSE).
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/events", operation_id = "tenants.streamEvents", tag = "tenants",
     params(("id" = uuid::Uuid, Path, description = "tenant id")),
-    responses((status = 200, description = "`text/event-stream`: `status`, `deployment` and `alert` events; resume with Last-Event-ID"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "`text/event-stream`: `status`, `deployment` and `alert` events; resume with Last-Event-ID; `end` (reason `unauthorized`) when the caller loses access"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,7 +143,7 @@ pub async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(Resume::parse)
         .unwrap_or_default();
-    let shutdown = state.shutdown.clone().cancelled_owned();
+    let access = StreamAccess::open(&state, &caller, &headers, &tenant)?;
     let stream = Stream {
         _open: GaugeGuard::new(&state.telemetry.open_event_streams),
         receiver: state.activity.subscribe(),
@@ -157,12 +154,11 @@ pub async fn events(
         started: false,
         state,
     };
-    let events = futures::stream::unfold(stream, |mut s| async move {
-        s.next().await.map(|e| (Ok::<_, Infallible>(e), s))
-    });
-    Ok(Sse::new(events.take_until(shutdown))
-        .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
-        .into_response())
+    let events = futures::stream::unfold(
+        stream,
+        |mut s| async move { s.next().await.map(|e| (e, s)) },
+    );
+    Ok(streams::respond(access, events))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod setup_guard;
 mod state;
+pub mod streams;
 pub mod telemetry;
 pub mod tenants;
 pub mod usage;

@@ -1,15 +1,14 @@
 //! Tenant resource usage over HTTP: current use with an optional history series
 //! (`tenants.getMetrics`), and a live stream of samples.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::sse::Event;
+use axum::response::Response;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -17,9 +16,9 @@ use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::parse_time;
 use super::extract::{ApiQuery, TenantPath};
+use super::streams::{self, StreamAccess};
 use super::tenants::load_visible;
 use super::ApiRouter;
-use super::KEEPALIVE;
 use crate::http::AppState;
 use crate::store::usage::{self, UsagePoint};
 use crate::telemetry::GaugeGuard;
@@ -125,17 +124,18 @@ pub async fn get_metrics(
 /// Current use every few seconds (Server-Sent Events, event `metrics`).
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/metrics/stream", operation_id = "tenants.streamMetrics", tag = "tenants",
     params(("id" = uuid::Uuid, Path, description = "tenant id")),
-    responses((status = 200, description = "`text/event-stream` of `metrics` events (data: CurrentMetrics or null)"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "`text/event-stream` of `metrics` events (data: CurrentMetrics or null); `end` (reason `unauthorized`) when the caller loses access"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn stream_metrics(
     State(state): State<AppState>,
     caller: Caller,
     path: TenantPath,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let tenant = load_visible(&state, &caller, &path).await?;
+    let access = StreamAccess::open(&state, &caller, &headers, &tenant)?;
     let every = Duration::from_secs(state.usage.config().stream_interval_secs.max(1));
     let guard = GaugeGuard::new(&state.telemetry.open_event_streams);
-    let shutdown = state.shutdown.clone().cancelled_owned();
     let seed = (state, tenant, guard, true);
     let events = futures::stream::unfold(seed, move |(state, tenant, guard, first)| async move {
         if !first {
@@ -145,9 +145,7 @@ pub async fn stream_metrics(
         let event = Event::default()
             .event("metrics")
             .data(json!(current).to_string());
-        Some((Ok::<_, Infallible>(event), (state, tenant, guard, false)))
+        Some((event, (state, tenant, guard, false)))
     });
-    Ok(Sse::new(events.take_until(shutdown))
-        .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
-        .into_response())
+    Ok(streams::respond(access, events))
 }

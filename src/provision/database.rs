@@ -8,7 +8,7 @@
 //! and are still quoted; passwords reach the server only as SCRAM verifiers.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Connection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::{Isolation, TenantConfig};
 use crate::domain::TenantId;
@@ -284,7 +284,23 @@ impl TenantDatabases {
             ident(&tenant.role_name()),
             literal(&verifier)
         );
-        self.exec("set password", &sql).await
+        // sqlx logs statements with their text (at debug, and at warn when
+        // slow): the verifier would reach the log. This one runs on a connection
+        // of its own with statement logging off.
+        let options = (*self.pool.connect_options())
+            .clone()
+            .disable_statement_logging();
+        let mut conn = sqlx::PgConnection::connect_with(&options)
+            .await
+            .step("connect to set the password")?;
+        let done = sqlx::query(&sql)
+            .persistent(false)
+            .execute(&mut conn)
+            .await
+            .step("set password")
+            .map(|_| ());
+        let _ = conn.close().await;
+        done
     }
 
     /// Removes the tenant's data and role: no more logins, sessions ended, then

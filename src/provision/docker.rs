@@ -1,13 +1,15 @@
 //! `TenantRuntime` on a real Docker engine through bollard. All Docker details
 //! live here.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig,
-    HealthStatusEnum, HostConfig, NetworkCreateRequest, NetworkingConfig, RestartPolicy,
-    RestartPolicyNameEnum,
+    HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
@@ -32,6 +34,22 @@ use crate::domain::TenantId;
 pub struct DockerRuntime {
     docker: Docker,
     instance: String,
+    /// Set once the tenants network was found with inter-container traffic on, so
+    /// the warning is given once per process, not at every look.
+    icc_warned: Arc<AtomicBool>,
+}
+
+/// Bridge option that turns inter-container traffic on a network off: tenants
+/// cannot reach each other, while the host (Traefik, Postgres through the gateway)
+/// still reaches every container.
+pub const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
+
+/// Whether a bridge network with these options lets its containers talk to each
+/// other (Docker's default when the option is absent).
+pub fn icc_enabled(options: Option<&HashMap<String, String>>) -> bool {
+    options
+        .and_then(|o| o.get(ICC_OPTION))
+        .is_none_or(|v| !v.eq_ignore_ascii_case("false"))
 }
 
 fn is_status(err: &bollard::errors::Error, code: u16) -> bool {
@@ -51,6 +69,7 @@ impl DockerRuntime {
         Ok(Self {
             docker,
             instance: instance.to_owned(),
+            icc_warned: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -92,6 +111,7 @@ impl TenantRuntime for DockerRuntime {
                 let request = NetworkCreateRequest {
                     name: name.to_owned(),
                     driver: Some("bridge".to_owned()),
+                    options: Some(HashMap::from([(ICC_OPTION.to_owned(), "false".to_owned())])),
                     ..Default::default()
                 };
                 match self.docker.create_network(request).await {
@@ -107,6 +127,18 @@ impl TenantRuntime for DockerRuntime {
             }
             Err(e) => return Err(RuntimeError::docker("network inspect", e)),
         };
+        if network.driver.as_deref() == Some("bridge")
+            && icc_enabled(network.options.as_ref())
+            && !self.icc_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                network = name,
+                "tenants network {name} lets containers reach each other (created without \
+                 {ICC_OPTION}=false): any tenant can open connections to every other \
+                 tenant's container. Recreate it with inter-container traffic off (remove it \
+                 once no container is attached; the platform or scripts/dev creates it again)"
+            );
+        }
         let gateway = network
             .ipam
             .and_then(|ipam| ipam.config)
@@ -149,6 +181,23 @@ impl TenantRuntime for DockerRuntime {
                 image: image.to_owned(),
                 reason: format!("pull finished but the image is missing ({e})"),
             })
+    }
+
+    async fn image_labels(
+        &self,
+        image: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(found) => Ok(Some(
+                found
+                    .config
+                    .and_then(|c| c.labels)
+                    .map(|l| l.into_iter().collect())
+                    .unwrap_or_default(),
+            )),
+            Err(e) if is_status(&e, 404) => Ok(None),
+            Err(e) => Err(RuntimeError::docker("image inspect", e)),
+        }
     }
 
     async fn inspect(&self, tenant: TenantId) -> Result<Option<ContainerInfo>, RuntimeError> {
@@ -207,6 +256,7 @@ impl TenantRuntime for DockerRuntime {
         let secs = |s: u64| (s as i64).saturating_mul(1_000_000_000);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
+            user: spec.user.clone(),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(spec.labels.clone().into_iter().collect()),
             exposed_ports: Some(HashMap::from([(
@@ -218,7 +268,7 @@ impl TenantRuntime for DockerRuntime {
             healthcheck: Some(HealthConfig {
                 test: Some(spec.healthcheck.clone()),
                 interval: Some(secs(spec.health_interval_secs)),
-                timeout: Some(secs(5)),
+                timeout: Some(secs(spec.health_timeout_secs)),
                 retries: Some(spec.health_retries as i64),
                 start_period: Some(secs(spec.health_start_period_secs)),
                 start_interval: None,
@@ -233,6 +283,12 @@ impl TenantRuntime for DockerRuntime {
                     maximum_retry_count: None,
                 }),
                 network_mode: Some(spec.network.clone()),
+                cap_drop: Some(spec.cap_drop.clone()),
+                security_opt: Some(spec.security_opt.clone()),
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some(spec.log_driver.clone()),
+                    config: Some(spec.log_options.clone().into_iter().collect()),
+                }),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -458,5 +514,19 @@ impl TenantRuntime for DockerRuntime {
                 }
             })
             .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inter_container_traffic_is_on_unless_the_bridge_option_turns_it_off() {
+        let with = |v: &str| HashMap::from([(ICC_OPTION.to_owned(), v.to_owned())]);
+        assert!(icc_enabled(None));
+        assert!(icc_enabled(Some(&HashMap::new())));
+        assert!(icc_enabled(Some(&with("true"))));
+        assert!(!icc_enabled(Some(&with("false"))));
     }
 }

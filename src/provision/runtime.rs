@@ -47,7 +47,17 @@ pub struct ContainerSpec {
     pub health_interval_secs: u64,
     pub health_start_period_secs: u64,
     pub health_retries: u32,
+    pub health_timeout_secs: u64,
     pub network: String,
+    /// `uid[:gid]` or a user name; `None` runs the image's own user.
+    pub user: Option<String>,
+    /// Linux capabilities dropped (`ALL`: Fresco needs none, it serves on port 3000).
+    pub cap_drop: Vec<String>,
+    /// `no-new-privileges`: no setuid binary can raise a process's privileges.
+    pub security_opt: Vec<String>,
+    /// Docker log driver and its options (json-file with rotation).
+    pub log_driver: String,
+    pub log_options: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -155,6 +165,19 @@ pub struct RuntimeEvent {
     pub action: String,
 }
 
+/// The keys among an image's labels that Traefik would read (`traefik.*`,
+/// in any case): an image carrying them could route itself.
+pub fn routing_labels<'a>(
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Vec<String> {
+    labels
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.to_ascii_lowercase().starts_with("traefik."))
+        .cloned()
+        .collect()
+}
+
 #[async_trait::async_trait]
 pub trait TenantRuntime: Send + Sync + 'static {
     /// The engine answers.
@@ -163,6 +186,11 @@ pub trait TenantRuntime: Send + Sync + 'static {
     async fn ensure_network(&self, name: &str) -> Result<Option<String>, RuntimeError>;
     /// Makes sure the image is present locally, pulling it if not.
     async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError>;
+    /// The labels of a local image (`None` when it is not present locally).
+    async fn image_labels(
+        &self,
+        image: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, RuntimeError>;
     async fn inspect(&self, tenant: TenantId) -> Result<Option<ContainerInfo>, RuntimeError>;
     /// Creates the container (not started) and returns its id.
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;

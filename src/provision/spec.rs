@@ -1,6 +1,8 @@
 //! What a tenant's container should look like: the Fresco env contract, limits,
 //! health check, labels, and the hash that tells a stale container from a current one.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -142,7 +144,18 @@ pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
         health_interval_secs: cfg.healthcheck_interval_secs.max(1),
         health_start_period_secs: cfg.healthcheck_start_period_secs,
         health_retries: cfg.healthcheck_retries.max(1),
+        health_timeout_secs: cfg.healthcheck_timeout_secs.max(1),
         network: cfg.tenants_network.clone(),
+        user: Some(cfg.user.trim())
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned),
+        cap_drop: vec!["ALL".to_owned()],
+        security_opt: vec!["no-new-privileges".to_owned()],
+        log_driver: "json-file".to_owned(),
+        log_options: BTreeMap::from([
+            ("max-size".to_owned(), cfg.log_max_size.clone()),
+            ("max-file".to_owned(), cfg.log_max_files.to_string()),
+        ]),
     };
     let hash = spec_hash(&spec, input);
     spec.labels.insert(labels::SPEC_HASH.to_owned(), hash);
@@ -178,6 +191,7 @@ fn spec_hash(spec: &ContainerSpec, input: &SpecInput<'_>) -> String {
         spec.health_interval_secs as i64,
         spec.health_start_period_secs as i64,
         spec.health_retries as i64,
+        spec.health_timeout_secs as i64,
     ] {
         feed(&n.to_string());
     }
@@ -185,5 +199,98 @@ fn spec_hash(spec: &ContainerSpec, input: &SpecInput<'_>) -> String {
         feed(part);
     }
     feed(&spec.network);
+    feed(spec.user.as_deref().unwrap_or(""));
+    for part in spec.cap_drop.iter().chain(&spec.security_opt) {
+        feed(part);
+    }
+    feed(&spec.log_driver);
+    for (k, v) in &spec.log_options {
+        feed(k);
+        feed(v);
+    }
     hex::encode(&h.finalize()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        tenants: TenantConfig,
+    }
+
+    fn config(flags: &[&str]) -> Result<TenantConfig, clap::Error> {
+        let argv = ["test", "--fresco-image", "fresco:test"]
+            .iter()
+            .chain(flags);
+        Flags::try_parse_from(argv).map(|f| f.tenants)
+    }
+
+    fn spec_of(cfg: &TenantConfig) -> ContainerSpec {
+        let db = DbTarget {
+            host: "172.18.0.1:5432".to_owned(),
+            platform_database: "fresco_platform".to_owned(),
+        };
+        let input = SpecInput {
+            tenant: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+            subdomain: "study",
+            image: "fresco:test",
+            limits: &ResourceLimits::default(),
+            db: &db,
+            isolation: Isolation::Database,
+            password: None,
+        };
+        build(cfg, &input)
+    }
+
+    #[test]
+    fn containers_drop_every_capability_and_privilege_escalation_and_rotate_logs() {
+        let spec = spec_of(&config(&[]).unwrap());
+        assert_eq!(spec.cap_drop, ["ALL"]);
+        assert_eq!(spec.security_opt, ["no-new-privileges"]);
+        assert_eq!(spec.log_driver, "json-file");
+        assert_eq!(spec.log_options["max-size"], "10m");
+        assert_eq!(spec.log_options["max-file"], "3");
+        // Empty TENANT_USER: the image's own (non-root) user.
+        assert_eq!(spec.user, None);
+    }
+
+    #[test]
+    fn user_and_log_rotation_are_configurable_and_part_of_the_spec_hash() {
+        let base = spec_of(&config(&[]).unwrap());
+        let custom = spec_of(
+            &config(&[
+                "--tenant-user",
+                "1001:1001",
+                "--tenant-log-max-size",
+                "50M",
+                "--tenant-log-max-files",
+                "5",
+            ])
+            .unwrap(),
+        );
+        assert_eq!(custom.user.as_deref(), Some("1001:1001"));
+        assert_eq!(custom.log_options["max-size"], "50m");
+        assert_eq!(custom.log_options["max-file"], "5");
+        let hash = |s: &ContainerSpec| s.labels[labels::SPEC_HASH].clone();
+        assert_ne!(hash(&base), hash(&custom));
+        let only_size = spec_of(&config(&["--tenant-log-max-size", "20m"]).unwrap());
+        assert_ne!(hash(&base), hash(&only_size));
+    }
+
+    #[test]
+    fn log_sizes_docker_would_reject_or_that_rotate_too_early_are_refused() {
+        for bad in ["10", "ten", "10mb", "512k", "0m", "-1m", ""] {
+            assert!(
+                config(&["--tenant-log-max-size", bad]).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(config(&["--tenant-log-max-files", "0"]).is_err());
+        assert!(config(&["--tenant-log-max-size", "1g"]).is_ok());
+    }
 }

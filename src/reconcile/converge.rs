@@ -37,6 +37,10 @@ pub enum ConvergeError {
     /// The container keeps exiting during start-up: retrying cannot help.
     #[error("{0}")]
     CrashLoop(String),
+    /// The tenant's spec cannot be run as it is (a pinned image that would route
+    /// itself): retrying cannot help.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<sqlx::Error> for ConvergeError {
@@ -62,6 +66,40 @@ fn new_password() -> String {
         .take(32)
         .map(char::from)
         .collect()
+}
+
+/// Where a started container stands, once it is known not to be crashing.
+#[derive(Debug, PartialEq, Eq)]
+enum StartVerdict {
+    Ready,
+    Waiting,
+    TimedOut(String),
+}
+
+/// Seconds since the tenant's action began.
+fn waited_secs(tenant: &Tenant) -> i64 {
+    let started = tenant.action_started_at.unwrap_or(tenant.updated_at);
+    (Utc::now() - started).num_seconds()
+}
+
+/// Running and healthy (or without a check) is ready. Starting, or unhealthy for
+/// now, is waited for: Docker keeps checking, and a busy host can make a start
+/// outlast the start period; only the health timeout ends the wait.
+fn start_verdict(c: &ContainerInfo, waited_secs: i64, timeout_secs: u64) -> StartVerdict {
+    if c.state == RunState::Running && matches!(c.health, Health::Healthy | Health::None) {
+        return StartVerdict::Ready;
+    }
+    if waited_secs <= timeout_secs as i64 {
+        return StartVerdict::Waiting;
+    }
+    let said = c
+        .last_health_output
+        .as_deref()
+        .map(|o| format!("; last health check said: {o}"))
+        .unwrap_or_default();
+    StartVerdict::TimedOut(format!(
+        "container did not become healthy within {timeout_secs} s{said}"
+    ))
 }
 
 impl Reconciler {
@@ -133,7 +171,9 @@ impl Reconciler {
                     ConvergeError::Database(_) | ConvergeError::Store(_) => {
                         self.inner.telemetry.postgres_errors.inc()
                     }
-                    ConvergeError::Container(_) | ConvergeError::CrashLoop(_) => {}
+                    ConvergeError::Container(_)
+                    | ConvergeError::CrashLoop(_)
+                    | ConvergeError::Refused(_) => {}
                 }
                 let message = e.to_string();
                 let retry_in = self.inner.cfg.backoff(tenant.attempts);
@@ -141,7 +181,7 @@ impl Reconciler {
                     Utc::now() + chrono::Duration::from_std(retry_in).unwrap_or_default();
                 // A crash loop ends the action now; anything else has its attempts.
                 let max_attempts = match e {
-                    ConvergeError::CrashLoop(_) => tenant.attempts + 1,
+                    ConvergeError::CrashLoop(_) | ConvergeError::Refused(_) => tenant.attempts + 1,
                     _ => self.inner.cfg.max_attempts,
                 };
                 let final_failure =
@@ -188,6 +228,24 @@ impl Reconciler {
                 .with_label_values(&[action.as_str(), outcome])
                 .observe(seconds);
         }
+    }
+
+    /// An admin-pinned image that carries `traefik.*` labels could route itself
+    /// (the container's own labels are the platform's); checked here because it
+    /// may not have been present when the tenant was created.
+    async fn refuse_routing_image(&self, tenant: &Tenant) -> Result<(), ConvergeError> {
+        let Some(image) = &tenant.image else {
+            return Ok(());
+        };
+        let labels = self.inner.runtime.image_labels(image).await?;
+        let routing = crate::provision::runtime::routing_labels(labels.iter().flatten());
+        if routing.is_empty() {
+            return Ok(());
+        }
+        Err(ConvergeError::Refused(format!(
+            "image {image} carries Traefik labels ({}); pin an image without traefik.* labels",
+            routing.join(", ")
+        )))
     }
 
     fn image_of(&self, tenant: &Tenant) -> String {
@@ -336,6 +394,7 @@ impl Reconciler {
         let role_created = self.inner.dbs.ensure(id).await?;
         progress("image").await?;
         runtime.ensure_image(&self.image_of(tenant)).await?;
+        self.refuse_routing_image(tenant).await?;
         progress("container").await?;
         let target = self.db_target(true).await?;
         let wanted_hash = self
@@ -406,27 +465,14 @@ impl Reconciler {
             self.inner.crash_loops.forget(id);
             return Err(ConvergeError::CrashLoop(message));
         }
-        let reached = || Outcome::Reached {
-            status: TenantStatus::Active,
-            container_id: Some(c.id.clone()),
-            deployed: true,
-        };
-        match (c.state, c.health) {
-            (RunState::Running, Health::Healthy | Health::None) => Ok(reached()),
-            (RunState::Running, Health::Unhealthy) => Err(ConvergeError::Container(format!(
-                "container is unhealthy; last health check said: {}",
-                c.last_health_output.as_deref().unwrap_or("(nothing)")
-            ))),
-            _ => {
-                let timeout = self.inner.cfg.health_timeout_secs;
-                let started = tenant.action_started_at.unwrap_or(tenant.updated_at);
-                if (Utc::now() - started).num_seconds() > timeout as i64 {
-                    return Err(ConvergeError::Container(format!(
-                        "container did not become healthy within {timeout} s"
-                    )));
-                }
-                Ok(Outcome::Waiting)
-            }
+        match start_verdict(&c, waited_secs(tenant), self.inner.cfg.health_timeout_secs) {
+            StartVerdict::Ready => Ok(Outcome::Reached {
+                status: TenantStatus::Active,
+                container_id: Some(c.id.clone()),
+                deployed: true,
+            }),
+            StartVerdict::Waiting => Ok(Outcome::Waiting),
+            StartVerdict::TimedOut(message) => Err(ConvergeError::Container(message)),
         }
     }
 
@@ -462,5 +508,49 @@ impl Reconciler {
             container_id: None,
             deployed: false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(state: RunState, health: Health) -> ContainerInfo {
+        ContainerInfo {
+            id: "c".into(),
+            state,
+            health,
+            started_at: None,
+            spec_hash: None,
+            exit_code: None,
+            restart_count: 0,
+            last_health_output: Some("Health check exceeded timeout (10s)".into()),
+        }
+    }
+
+    #[test]
+    fn an_unhealthy_start_is_waited_out_until_the_health_timeout() {
+        let healthy = container(RunState::Running, Health::Healthy);
+        assert_eq!(start_verdict(&healthy, 5, 300), StartVerdict::Ready);
+        let unchecked = container(RunState::Running, Health::None);
+        assert_eq!(start_verdict(&unchecked, 5, 300), StartVerdict::Ready);
+        for health in [Health::Starting, Health::Unhealthy] {
+            let c = container(RunState::Running, health);
+            assert_eq!(
+                start_verdict(&c, 150, 300),
+                StartVerdict::Waiting,
+                "{health:?}"
+            );
+        }
+        let late = container(RunState::Running, Health::Unhealthy);
+        match start_verdict(&late, 301, 300) {
+            StartVerdict::TimedOut(m) => {
+                assert!(
+                    m.contains("within 300 s") && m.contains("exceeded timeout"),
+                    "{m}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -20,11 +20,14 @@ const QUOTED_LINES: u64 = 20;
 /// Characters kept of each quoted line.
 const LINE_CHARS: usize = 300;
 
+/// The action (by its start time) and the restart count its first look saw.
+type Baseline = (Option<DateTime<Utc>>, i64);
+
 /// The restart count each tenant's container had when its current action was
 /// first looked at.
 #[derive(Default)]
 pub struct Baselines {
-    seen: Mutex<HashMap<TenantId, (Option<DateTime<Utc>>, i64)>>,
+    seen: Mutex<HashMap<TenantId, Baseline>>,
 }
 
 impl Baselines {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::users::{hash_key, random_token, User};
+use super::users::{hash_key, random_token, RecheckRow, User, USER_COLUMNS};
 use super::StoreError;
 
 pub struct NewSession {
@@ -194,4 +194,24 @@ pub async fn peek_email_token(
     .bind(purpose.as_str())
     .fetch_optional(pool)
     .await?)
+}
+
+/// A live session's user and the owner of a tenant (None when there is no such
+/// tenant), in one read by primary keys: an open stream checking again that its
+/// caller may still watch. Unlike `user_for_token` it never extends the session.
+pub async fn recheck(
+    pool: &PgPool,
+    session_id: Uuid,
+    tenant_id: Uuid,
+) -> Result<Option<(User, Option<Uuid>)>, StoreError> {
+    let found: Option<RecheckRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, (SELECT t.user_id FROM tenants t WHERE t.id = $2) AS owner
+           FROM sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > now()"
+    ))
+    .bind(session_id)
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.map(RecheckRow::split))
 }

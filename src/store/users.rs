@@ -29,6 +29,8 @@ pub struct Account {
     pub role: Role,
     pub name: Option<String>,
     pub email_verified_at: Option<DateTime<Utc>>,
+    /// A new address waiting for its confirmation link.
+    pub pending_email: Option<String>,
     pub created_at: DateTime<Utc>,
     #[sqlx(default)]
     pub password_hash: Option<String>,
@@ -176,7 +178,8 @@ pub async fn revoke_api_key(
     Ok(done.rows_affected() == 1)
 }
 
-const ACCOUNT_COLUMNS: &str = "id, email, role, name, email_verified_at, created_at, password_hash";
+const ACCOUNT_COLUMNS: &str =
+    "id, email, role, name, email_verified_at, pending_email, created_at, password_hash";
 
 pub async fn account(pool: &PgPool, id: Uuid) -> Result<Account, StoreError> {
     sqlx::query_as::<_, Account>(&format!(
@@ -225,30 +228,55 @@ pub async fn set_password(pool: &PgPool, id: Uuid, password_hash: &str) -> Resul
     Ok(())
 }
 
-pub async fn update_profile(
-    pool: &PgPool,
-    id: Uuid,
-    name: Option<&str>,
-    email: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE users SET name = COALESCE($2, name),
-                email = COALESCE($3, email),
-                email_verified_at = CASE WHEN $3 IS NOT NULL AND lower($3) <> lower(email) THEN NULL
-                                         ELSE email_verified_at END,
-                updated_at = now()
-          WHERE id = $1",
-    )
-    .bind(id)
-    .bind(name)
-    .bind(email)
-    .execute(pool)
-    .await
-    .map_err(StoreError::from_sqlx)?;
+pub async fn set_name(pool: &PgPool, id: Uuid, name: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET name = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(name)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
-pub async fn mark_email_verified(pool: &PgPool, id: Uuid, email: &str) -> Result<bool, StoreError> {
+/// Records a new address to switch to once it is confirmed; the current one
+/// stays in use (and verified) until then.
+pub async fn set_pending_email(pool: &PgPool, id: Uuid, email: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET pending_email = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(email)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Whether any account signs in with this address.
+pub async fn email_in_use(pool: &PgPool, email: &str) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))")
+            .bind(email)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// What a confirmed email token did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verified {
+    /// The current address is now verified.
+    Current,
+    /// The pending address replaced the old one (returned), verified.
+    Switched { old: String },
+    /// The token names neither address any more.
+    Stale,
+}
+
+/// Marks `email` verified for the user: the current address, or the pending one,
+/// which then becomes the account's address. A pending address taken by another
+/// account meanwhile is a `Conflict`.
+pub async fn mark_email_verified(
+    pool: &PgPool,
+    id: Uuid,
+    email: &str,
+) -> Result<Verified, StoreError> {
     let done = sqlx::query(
         "UPDATE users SET email_verified_at = now(), updated_at = now() WHERE id = $1 AND lower(email) = lower($2)",
     )
@@ -256,7 +284,82 @@ pub async fn mark_email_verified(pool: &PgPool, id: Uuid, email: &str) -> Result
     .bind(email)
     .execute(pool)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() == 1 {
+        return Ok(Verified::Current);
+    }
+    let old: Option<String> = sqlx::query_scalar(
+        "UPDATE users u SET email = u.pending_email, pending_email = NULL,
+                email_verified_at = now(), updated_at = now()
+           FROM users before
+          WHERE u.id = $1 AND before.id = u.id AND lower(u.pending_email) = lower($2)
+          RETURNING before.email",
+    )
+    .bind(id)
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(old.map_or(Verified::Stale, |old| Verified::Switched { old }))
+}
+
+/// Revokes every live API key of the user (after a password reset): the names
+/// and prefixes of those revoked, for telling the owner.
+pub async fn revoke_all_api_keys(
+    pool: &PgPool,
+    user_id: Uuid,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "UPDATE api_keys SET revoked_at = now()
+          WHERE user_id = $1 AND revoked_at IS NULL
+            AND (expires_at IS NULL OR expires_at > now())
+          RETURNING name, prefix",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Live tenants owned by accounts without a verified email, counted under a
+/// transaction-scoped lock so two racing signups cannot both take the last place.
+pub async fn lock_and_count_unverified_tenants(
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<i64, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('unverified-tenants', 7))")
+        .execute(&mut **tx)
+        .await?;
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM tenants t JOIN users u ON u.id = t.user_id
+          WHERE u.email_verified_at IS NULL
+            AND t.status <> 'destroyed' AND t.desired_state <> 'destroyed'",
+    )
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Whether someone holds the account (it has a password) without having
+/// verified its email address.
+pub async fn holder_unverified(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT password_hash IS NOT NULL AND email_verified_at IS NULL FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .unwrap_or(false))
+}
+
+/// Whether the account has a verified email address.
+pub async fn is_verified(pool: &PgPool, id: Uuid) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(false),
+    )
 }
 
 pub async fn set_role(pool: &PgPool, id: Uuid, role: Role) -> Result<bool, StoreError> {
@@ -315,4 +418,40 @@ pub async fn user_for_api_key(
         .await?;
     }
     Ok(user)
+}
+
+/// A user and the owner of a tenant, as an open stream's re-check reads them.
+#[derive(sqlx::FromRow)]
+pub struct RecheckRow {
+    #[sqlx(flatten)]
+    user: User,
+    owner: Option<Uuid>,
+}
+
+impl RecheckRow {
+    pub fn split(self) -> (User, Option<Uuid>) {
+        (self.user, self.owner)
+    }
+}
+
+/// A live API key's user (found by the key's hash) and the owner of a tenant
+/// (None when there is no such tenant), in one read by unique keys: an open
+/// stream checking again that its caller may still watch. Not a use of the key:
+/// `last_used_at` is left alone.
+pub async fn recheck_api_key(
+    pool: &PgPool,
+    key_hash: &[u8],
+    tenant_id: Uuid,
+) -> Result<Option<(User, Option<Uuid>)>, StoreError> {
+    let found: Option<RecheckRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, (SELECT t.user_id FROM tenants t WHERE t.id = $2) AS owner
+           FROM api_keys k JOIN users u ON u.id = k.user_id
+          WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+            AND (k.expires_at IS NULL OR k.expires_at > now())"
+    ))
+    .bind(key_hash)
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.map(RecheckRow::split))
 }

@@ -39,6 +39,15 @@ impl Platform {
         }
     }
 
+    /// `member` with a verified email, as creating tenants needs.
+    pub async fn verified_member(&self, email: &str, password: &str) -> Member {
+        let m = self.member(email, password).await;
+        fresco_platform::store::users::mark_email_verified(&self.pool, m.id, email)
+            .await
+            .unwrap();
+        m
+    }
+
     /// A request with another key (or none).
     pub async fn request_as(
         &self,

@@ -11,6 +11,7 @@
 
 mod api;
 mod fuzz;
+pub mod hardening;
 mod platform;
 pub mod smtp;
 mod sse;

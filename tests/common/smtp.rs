@@ -107,6 +107,8 @@ fn decode_quoted_printable(text: &str) -> String {
 struct Mailbox {
     mails: Mutex<Vec<(ReceivedMail, bool)>>,
     arrived: Notify,
+    /// How long the sink waits before accepting a mail (a slow SMTP server).
+    delay: Duration,
 }
 
 impl Mailbox {
@@ -128,6 +130,11 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> SmtpSink {
+        Self::start_slow(Duration::ZERO).await
+    }
+
+    /// A sink that takes `delay` to accept each mail, as a slow server would.
+    pub async fn start_slow(delay: Duration) -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the SMTP sink on 127.0.0.1");
@@ -135,6 +142,7 @@ impl SmtpSink {
         let mailbox = Arc::new(Mailbox {
             mails: Mutex::new(Vec::new()),
             arrived: Notify::new(),
+            delay,
         });
         let server = tokio::spawn(serve(listener, mailbox.clone()));
         SmtpSink {
@@ -238,6 +246,7 @@ async fn converse(stream: TcpStream, mailbox: &Mailbox) -> std::io::Result<()> {
                     .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                     .await?;
                 let data = read_data(&mut lines).await?;
+                tokio::time::sleep(mailbox.delay).await;
                 let mail = ReceivedMail {
                     from: from.take().unwrap_or_default(),
                     to: std::mem::take(&mut to),

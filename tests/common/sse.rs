@@ -72,4 +72,23 @@ impl SseReader {
             }
         }
     }
+
+    /// Reads for `duration`, or until the stream ends: the events that arrived,
+    /// and whether the server ended the stream.
+    pub async fn read_for(&mut self, duration: Duration) -> (Vec<Sse>, bool) {
+        let deadline = Instant::now() + duration;
+        let mut seen: Vec<Sse> = self.ready.drain(..).collect();
+        loop {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return (seen, false);
+            };
+            match tokio::time::timeout(left, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => {
+                    seen.extend(self.parser.feed(&chunk).into_iter().map(Sse::from))
+                }
+                Ok(Some(Err(_)) | None) => return (seen, true),
+                Err(_) => return (seen, false),
+            }
+        }
+    }
 }

@@ -35,6 +35,10 @@
 //!     thread then writes `burst line i` for i = 1..=N (N at most 5000000) as fast as it can,
 //!     then `burst done N`. One burst at a time: 409 while one runs.
 //!
+//!   - `GET /stand-in/connect?addr=IP:PORT` tries a TCP connection from inside the container
+//!     (at most 2 s) and answers 200 `{"connected":true}` or `{"connected":false,"error":E}`:
+//!     the network-isolation tests ask a tenant what it can reach (the image has no shell).
+//!
 //!   A bad parameter (an empty or unknown `stream`, a bad `n`, a missing `text`, a `text`
 //!   holding CR or LF) gives 400, a method other than GET 405.
 //! * SIGTERM / SIGINT: exits 0 at once (it is PID 1 in its container, where the default
@@ -847,10 +851,8 @@ fn handle_connection(mut stream: TcpStream, db: &Db) {
         return;
     }
     let head_only = req.method == "HEAD";
-    let known = matches!(
-        req.path.as_str(),
-        "/" | "/dashboard" | "/signin" | "/setup"
-    ) || (req.path == "/api/health" && db.release.has_health_route());
+    let known = matches!(req.path.as_str(), "/" | "/dashboard" | "/signin" | "/setup")
+        || (req.path == "/api/health" && db.release.has_health_route());
     let (status, ctype, body, extra): (u16, &str, String, Vec<(&str, &str)>) =
         if req.method != "GET" && !head_only {
             if known {
@@ -886,12 +888,7 @@ fn handle_connection(mut stream: TcpStream, db: &Db) {
                     ),
                     Err(e) => {
                         eprintln!("stand-in: sign-in page cannot read its settings: {e}");
-                        (
-                            500,
-                            "text/plain",
-                            "Internal Server Error\n".into(),
-                            vec![],
-                        )
+                        (500, "text/plain", "Internal Server Error\n".into(), vec![])
                     }
                 },
                 "/setup" => (
@@ -1117,6 +1114,27 @@ fn parse_burst(query: &str) -> Result<BurstParams, String> {
     Ok(BurstParams { stream, n })
 }
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `addr=IP:PORT` (an address, not a name: the image resolves none).
+fn parse_connect(query: &str) -> Result<SocketAddr, String> {
+    let pairs = parse_query(query);
+    let raw = query_param(&pairs, "addr").ok_or("addr is missing (IP:PORT)")?;
+    raw.parse()
+        .map_err(|_| format!("addr must be IP:PORT, not {raw:?}"))
+}
+
+/// Whether a TCP connection to `addr` opens within `CONNECT_TIMEOUT`, as a JSON body.
+fn try_connect(addr: SocketAddr) -> String {
+    match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        Ok(_) => "{\"connected\":true}".to_string(),
+        Err(e) => format!(
+            "{{\"connected\":false,\"error\":{}}}",
+            json_string(&e.to_string())
+        ),
+    }
+}
+
 /// Collects whole lines and hands them to `sink` in chunks of about `OUTPUT_CHUNK` bytes.
 struct LineChunks<F: FnMut(&[u8]) -> io::Result<()>> {
     buf: Vec<u8>,
@@ -1193,6 +1211,11 @@ fn burst_lines<F: FnMut(&[u8]) -> io::Result<()>>(n: u64, sink: F) -> io::Result
 }
 
 fn json_error(msg: &str) -> String {
+    format!("{{\"error\":{}}}", json_string(msg))
+}
+
+/// `msg` as a JSON string literal.
+fn json_string(msg: &str) -> String {
     let mut escaped = String::with_capacity(msg.len());
     for c in msg.chars() {
         match c {
@@ -1202,13 +1225,16 @@ fn json_error(msg: &str) -> String {
             c => escaped.push(c),
         }
     }
-    format!("{{\"error\":\"{escaped}\"}}")
+    format!("\"{escaped}\"")
 }
 
 /// Answers a `/stand-in/...` request: (status, JSON body, extra headers).
 fn stand_in_route(req: &Request) -> (u16, String, Vec<(&'static str, &'static str)>) {
     let route = req.path.as_str();
-    if route != "/stand-in/echo" && route != "/stand-in/burst" {
+    if !matches!(
+        route,
+        "/stand-in/echo" | "/stand-in/burst" | "/stand-in/connect"
+    ) {
         return (404, json_error("not found"), vec![]);
     }
     if req.method != "GET" {
@@ -1217,6 +1243,12 @@ fn stand_in_route(req: &Request) -> (u16, String, Vec<(&'static str, &'static st
             json_error("method not allowed"),
             vec![("Allow", "GET")],
         );
+    }
+    if route == "/stand-in/connect" {
+        return match parse_connect(&req.query) {
+            Ok(addr) => (200, try_connect(addr), vec![]),
+            Err(e) => (400, json_error(&e), vec![]),
+        };
     }
     if route == "/stand-in/echo" {
         let p = match parse_echo(&req.query) {
@@ -1373,6 +1405,25 @@ fn probe(port: u16, path: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connect_reports_whether_a_tcp_connection_opened() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        assert_eq!(try_connect(open), "{\"connected\":true}");
+        drop(listener);
+        let closed = try_connect(open);
+        assert!(
+            closed.starts_with("{\"connected\":false,\"error\":\""),
+            "{closed}"
+        );
+        assert_eq!(
+            parse_connect("addr=10.0.0.1%3A3000"),
+            Ok("10.0.0.1:3000".parse().unwrap())
+        );
+        assert!(parse_connect("addr=example.org:80").is_err());
+        assert!(parse_connect("").is_err());
+    }
 
     #[test]
     fn parses_prisma_url_and_hides_password() {

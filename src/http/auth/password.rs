@@ -17,7 +17,7 @@ use crate::store::audit::{self, Entry};
 use crate::store::sessions::{self, TokenPurpose};
 use crate::store::users;
 
-use super::{check_password, hash_password, link, verify_password, Accepted};
+use super::{check_password, hash_password, link, send_later, verify_password, Accepted};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -56,8 +56,9 @@ pub async fn change_password(
     Client(origin): Client,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
+    state.limits.password_change(caller.user.id)?;
     let account = users::account(&state.pool, caller.user.id).await?;
-    if !verify_password(body.current_password, account.password_hash.clone()).await {
+    if !verify_password(body.current_password, account.password_hash.clone()).await? {
         return Err(ApiError::validation(
             "currentPassword",
             "matches",
@@ -96,7 +97,7 @@ pub async fn request_reset(
     Client(origin): Client,
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    state.limits.login_attempt(&origin, &body.email)?;
+    state.limits.reset_request(&origin, &body.email)?;
     if let Some(account) = users::account_by_email(&state.pool, body.email.trim()).await? {
         let ttl = chrono::Duration::minutes(state.config.accounts.password_reset_ttl_minutes);
         let token = sessions::issue_email_token(
@@ -118,11 +119,7 @@ pub async fn request_reset(
                 link(&state, "reset-password", &token)
             ),
         };
-        state
-            .mailer
-            .send(mail)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        send_later(&state, mail);
         audit::record(
             &state.pool,
             &origin,
@@ -138,7 +135,10 @@ pub async fn request_reset(
     ))
 }
 
-/// Sets a new password from an emailed token; every session of the user ends.
+/// Sets a new password from an emailed token; every session and API key of the
+/// user ends (a reset means the old secrets may be known to someone else). A
+/// mail to the account lists the keys revoked. Using the emailed link also
+/// proves the address, so it counts as verified.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", operation_id = "auth.confirmPasswordReset",
     tag = "auth", request_body = ResetConfirm,
     responses((status = 204), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -147,7 +147,7 @@ pub async fn confirm_reset(
     Client(origin): Client,
     ApiJson(body): ApiJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    state.limits.login_from(&origin)?;
+    state.limits.reset_confirm(&origin)?;
     // Check the password first, so a bad one does not burn the token.
     let Some(account) = peek_reset_account(&state, &body.token).await? else {
         return Err(ApiError::BadRequest(
@@ -155,7 +155,9 @@ pub async fn confirm_reset(
         ));
     };
     check_password(&body.new_password, &account.email, "newPassword")?;
-    let Some((user_id, _)) =
+    // Hashed before the token is used: a busy refusal (503) leaves the link valid.
+    let hash = hash_password(body.new_password).await?;
+    let Some((user_id, sent_to)) =
         sessions::consume_email_token(&state.pool, &body.token, TokenPurpose::PasswordReset)
             .await?
     else {
@@ -163,16 +165,45 @@ pub async fn confirm_reset(
             "this reset link is invalid, used or expired; ask for a new one".into(),
         ));
     };
-    let hash = hash_password(body.new_password).await?;
     users::set_password(&state.pool, user_id, &hash).await?;
     sessions::revoke_all(&state.pool, user_id, None).await?;
+    let revoked = users::revoke_all_api_keys(&state.pool, user_id).await?;
+    users::mark_email_verified(&state.pool, user_id, &sent_to).await?;
+    send_later(&state, reset_done_mail(&sent_to, &revoked));
+    let keys: Vec<&str> = revoked.iter().map(|(_, prefix)| prefix.as_str()).collect();
     audit::record(
         &state.pool,
         &origin,
-        Entry::new(Some(user_id), "auth.password_reset"),
+        Entry::new(Some(user_id), "auth.password_reset")
+            .with(serde_json::json!({ "revokedKeys": keys })),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tells the owner the reset happened and which API keys it revoked.
+fn reset_done_mail(to: &str, revoked: &[(String, String)]) -> OutgoingMail {
+    let keys = if revoked.is_empty() {
+        "You had no API keys to revoke.\n".to_owned()
+    } else {
+        let lines: Vec<String> = revoked
+            .iter()
+            .map(|(name, prefix)| format!("  - {name} ({prefix}…)\n"))
+            .collect();
+        format!(
+            "These API keys were revoked; create new ones for the programs that used them:\n{}",
+            lines.concat()
+        )
+    };
+    OutgoingMail {
+        to: to.to_owned(),
+        subject: "Your Fresco Platform password was reset".into(),
+        body: format!(
+            "The password of your Fresco Platform account was reset and every session \
+             was signed out.\n\n{keys}\nIf it was not you, reset it again at once and \
+             tell the platform's administrators.\n"
+        ),
+    }
 }
 
 async fn peek_reset_account(

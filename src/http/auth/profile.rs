@@ -1,4 +1,10 @@
 //! The caller's profile: read it, change name or email.
+//!
+//! An email change needs the current password and goes through the new
+//! address: it is kept as pending, a confirmation link goes to it, and the
+//! account switches only when that link is used. The old address is told at
+//! once. Whether the new address belongs to another account does not change
+//! the answer (the other account's owner gets a note instead of a link).
 
 use serde::Deserialize;
 
@@ -9,21 +15,26 @@ use crate::domain::Email;
 use crate::http::admin::UserView;
 use crate::http::caller::Caller;
 use crate::http::client::Client;
-use crate::http::error::OnConflict;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
+use crate::mail::OutgoingMail;
 use crate::store::audit::{self, Entry};
 use crate::store::users;
 
-use super::verification::send_verification;
+use super::send_later;
+use super::verification::send_verification_to;
+use super::verify_password;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileUpdate {
     pub name: Option<String>,
-    /// A new address must be verified again.
+    /// A new address: it replaces the current one once the link mailed to it is
+    /// used. Needs `currentPassword`.
     pub email: Option<String>,
+    /// Required to change the email.
+    pub current_password: Option<String>,
 }
 
 /// The caller's profile.
@@ -35,9 +46,12 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Us
     ))
 }
 
-/// Changes the caller's name or email; a new email must be verified again.
+/// Changes the caller's name, or asks to change the email: the new address gets
+/// a confirmation link (`pendingEmail` until then), the old one a notice. The
+/// answer is the same whether or not another account uses the new address.
 #[utoipa::path(patch, path = "/api/v1/auth/me", operation_id = "auth.updateMe", tag = "auth", request_body = ProfileUpdate,
-    responses((status = 200, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "invalid name or email, or `currentPassword` missing or wrong for an email change")))]
 pub async fn update_me(
     State(state): State<AppState>,
     caller: Caller,
@@ -61,18 +75,28 @@ pub async fn update_me(
             })
         })
         .transpose()?;
-    let before = users::account(&state.pool, caller.user.id).await?;
-    users::update_profile(
-        &state.pool,
-        caller.user.id,
-        name,
-        email.as_ref().map(Email::as_str),
-    )
-    .await
-    .on_conflict(|| ApiError::conflict("email_taken", "that email belongs to another account"))?;
-    let after = users::account(&state.pool, caller.user.id).await?;
-    if !after.email.eq_ignore_ascii_case(&before.email) {
-        send_verification(&state, &after).await?;
+    let account = users::account(&state.pool, caller.user.id).await?;
+    let new_email = email.filter(|e| !e.as_str().eq_ignore_ascii_case(&account.email));
+    if let Some(new_email) = &new_email {
+        let Some(current) = body.current_password.clone() else {
+            return Err(ApiError::validation(
+                "currentPassword",
+                "required",
+                "currentPassword is required to change the email",
+            ));
+        };
+        state.limits.password_change(caller.user.id)?;
+        if !verify_password(current, account.password_hash.clone()).await? {
+            return Err(ApiError::validation(
+                "currentPassword",
+                "matches",
+                "the current password is not correct",
+            ));
+        }
+        request_email_change(&state, &account, new_email.as_str()).await?;
+    }
+    if let Some(name) = name {
+        users::set_name(&state.pool, account.id, name).await?;
     }
     audit::record(
         &state.pool,
@@ -80,5 +104,45 @@ pub async fn update_me(
         Entry::new(Some(caller.user.id), "auth.profile_updated"),
     )
     .await?;
-    Ok(Json(after.into()))
+    Ok(Json(
+        users::account(&state.pool, caller.user.id).await?.into(),
+    ))
+}
+
+/// Keeps the new address as pending and mails both addresses (off the request
+/// path). An address another account uses gets a note instead of a link, so the
+/// caller cannot tell the two cases apart.
+async fn request_email_change(
+    state: &AppState,
+    account: &users::Account,
+    new_email: &str,
+) -> Result<(), ApiError> {
+    users::set_pending_email(&state.pool, account.id, new_email).await?;
+    if users::email_in_use(&state.pool, new_email).await? {
+        send_later(
+            state,
+            OutgoingMail {
+                to: new_email.to_owned(),
+                subject: "Someone tried to use your address on Fresco Platform".into(),
+                body: "Someone asked to move another Fresco Platform account to this address, \
+                       which already has an account. Nothing was changed.\n"
+                    .into(),
+            },
+        );
+    } else {
+        send_verification_to(state, account.id, new_email).await?;
+    }
+    send_later(
+        state,
+        OutgoingMail {
+            to: account.email.clone(),
+            subject: "Your Fresco Platform email address is changing".into(),
+            body: format!(
+                "Someone signed in to your Fresco Platform account asked to change its email \
+                 address to {new_email}. The account keeps this address until the new one is \
+                 confirmed.\n\nIf it was not you, change your password now.\n"
+            ),
+        },
+    );
+    Ok(())
 }

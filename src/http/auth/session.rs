@@ -40,7 +40,7 @@ pub struct LoginView {
 
 /// Signs in with email and password; sets the session cookie.
 #[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "auth.login", tag = "auth", request_body = Login,
-    responses((status = 200, body = LoginView, description = "signed in; `Set-Cookie: fp_session=…; HttpOnly`"),
+    responses((status = 200, body = LoginView, description = "signed in; `Set-Cookie: fp_session=…; HttpOnly` (`__Host-fp_session=…; Secure` when PLATFORM_URL is https)"),
         (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
@@ -50,7 +50,7 @@ pub async fn login(
     state.limits.login_attempt(&origin, &body.email)?;
     let account = users::account_by_email(&state.pool, body.email.trim()).await?;
     let hash = account.as_ref().and_then(|a| a.password_hash.clone());
-    let ok = verify_password(body.password, hash).await && account.is_some();
+    let ok = verify_password(body.password, hash).await? && account.is_some();
     let Some(account) = account.filter(|_| ok) else {
         let failed = Entry::new(None, "auth.login_failed")
             .with(json!({ "email": body.email.trim().to_lowercase() }));
@@ -88,5 +88,5 @@ pub async fn logout(
         Entry::new(Some(caller.user.id), "auth.logout"),
     )
     .await?;
-    Ok(([(SET_COOKIE, clear_cookie())], StatusCode::NO_CONTENT).into_response())
+    Ok(([(SET_COOKIE, clear_cookie(&state))], StatusCode::NO_CONTENT).into_response())
 }

@@ -8,15 +8,15 @@ use axum::Json;
 
 use crate::http::caller::Caller;
 use crate::http::client::Client;
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorBody, OnConflict};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
 use crate::mail::OutgoingMail;
 use crate::store::audit::{self, Entry};
 use crate::store::sessions::{self, TokenPurpose};
-use crate::store::users;
+use crate::store::users::{self, Verified};
 
-use super::{link, Accepted};
+use super::{link, send_later, Accepted};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -24,21 +24,19 @@ pub struct TokenConfirm {
     pub token: String,
 }
 
-pub(super) async fn send_verification(
+/// Mails a confirmation link for `email` (the account's address, or the one it
+/// asked to change to), off the request path.
+pub(crate) async fn send_verification_to(
     state: &AppState,
-    account: &users::Account,
+    user_id: uuid::Uuid,
+    email: &str,
 ) -> Result<(), ApiError> {
     let ttl = chrono::Duration::hours(state.config.accounts.email_verify_ttl_hours);
-    let token = sessions::issue_email_token(
-        &state.pool,
-        account.id,
-        &account.email,
-        TokenPurpose::VerifyEmail,
-        ttl,
-    )
-    .await?;
+    let token =
+        sessions::issue_email_token(&state.pool, user_id, email, TokenPurpose::VerifyEmail, ttl)
+            .await?;
     let mail = OutgoingMail {
-        to: account.email.clone(),
+        to: email.to_owned(),
         subject: "Confirm your email address".into(),
         body: format!(
             "Confirm the email address of your Fresco Platform account by opening this link within {} hours:\n{}\n\n\
@@ -47,11 +45,8 @@ pub(super) async fn send_verification(
             link(state, "verify-email", &token)
         ),
     };
-    state
-        .mailer
-        .send(mail)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    send_later(state, mail);
+    Ok(())
 }
 
 /// Emails the caller a verification link.
@@ -69,7 +64,7 @@ pub async fn request_verification(
             "this email address is already verified",
         ));
     }
-    send_verification(&state, &account).await?;
+    send_verification_to(&state, account.id, &account.email).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Accepted {
@@ -78,9 +73,11 @@ pub async fn request_verification(
     ))
 }
 
-/// Confirms an email address from an emailed token.
+/// Confirms an email address from an emailed token: the account's address, or
+/// the pending one it asked to change to, which then replaces the old one.
 #[utoipa::path(post, path = "/api/v1/auth/verify-email/confirm", operation_id = "auth.confirmEmailVerification",
-    tag = "auth", request_body = TokenConfirm, responses((status = 204), (status = 400, body = ErrorBody)))]
+    tag = "auth", request_body = TokenConfirm, responses((status = 204), (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the new address was taken by another account meanwhile")))]
 pub async fn confirm_verification(
     State(state): State<AppState>,
     Client(origin): Client,
@@ -95,14 +92,18 @@ pub async fn confirm_verification(
         sessions::consume_email_token(&state.pool, &body.token, TokenPurpose::VerifyEmail)
             .await?
             .ok_or_else(invalid)?;
-    if !users::mark_email_verified(&state.pool, user_id, &email).await? {
-        return Err(invalid());
-    }
-    audit::record(
-        &state.pool,
-        &origin,
-        Entry::new(Some(user_id), "auth.email_verified"),
-    )
-    .await?;
+    let action = match users::mark_email_verified(&state.pool, user_id, &email)
+        .await
+        .on_conflict(|| {
+            ApiError::conflict(
+                "email_taken",
+                "that address now belongs to another account; the email was not changed",
+            )
+        })? {
+        Verified::Current => "auth.email_verified",
+        Verified::Switched { .. } => "auth.email_changed",
+        Verified::Stale => return Err(invalid()),
+    };
+    audit::record(&state.pool, &origin, Entry::new(Some(user_id), action)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

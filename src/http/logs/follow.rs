@@ -3,11 +3,10 @@
 //! the container stops for good or is removed.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::sse::Event;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -15,27 +14,28 @@ use serde_json::json;
 
 use super::cursor::{Cursor, Filter, Numbering};
 use crate::domain::TenantId;
-use crate::http::{AppState, KEEPALIVE};
+use crate::http::streams::{self, StreamAccess};
+use crate::http::AppState;
 use crate::provision::runtime::{LogLine, LogRequest};
 use crate::provision::{RunState, RuntimeError};
 use crate::telemetry::GaugeGuard;
 
-/// The SSE response of a followed log; it ends at shutdown.
+/// The SSE response of a followed log; it ends at shutdown and when the caller
+/// loses access (`streams`).
 pub fn respond(
     state: &AppState,
+    access: StreamAccess,
     tenant: TenantId,
     request: LogRequest,
     filter: Filter,
     resume: Option<Cursor>,
 ) -> Response {
-    let shutdown = state.shutdown.clone().cancelled_owned();
     let follow = Follow::new(state, tenant, request, filter, resume);
-    let stream = futures::stream::unfold(follow, |mut f| async move {
-        f.next().await.map(|e| (Ok::<_, Infallible>(e), f))
-    });
-    Sse::new(stream.take_until(shutdown))
-        .keep_alive(KeepAlive::new().interval(KEEPALIVE).text("keepalive"))
-        .into_response()
+    let stream = futures::stream::unfold(
+        follow,
+        |mut f| async move { f.next().await.map(|e| (e, f)) },
+    );
+    streams::respond(access, stream)
 }
 
 struct Follow {

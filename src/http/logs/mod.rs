@@ -1,6 +1,6 @@
 //! `GET /api/v1/tenants/{id}/logs`: a tenant container's output, as Fresco
 //! wrote it, stdout and stderr kept apart. Without `follow`: JSON (or JSON Lines,
-//! or a plain-text download). With `follow`: Server-Sent Events, chosen over a
+//! or a plain-text download), written while it is read (`snapshot`). With `follow`: Server-Sent Events, chosen over a
 //! WebSocket because the flow is one-way, passes through every proxy as plain
 //! HTTP, and browsers resume it by themselves with `Last-Event-ID`. The Docker
 //! request lives inside the response stream: when the client goes away, the
@@ -8,25 +8,23 @@
 
 mod cursor;
 mod follow;
+mod snapshot;
 
 use axum::extract::State;
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
 
 use super::caller::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_time, ApiQuery, TenantPath};
+use super::streams::StreamAccess;
 use super::tenants::load_visible;
 use super::{ApiRouter, AppState};
-use crate::domain::TenantId;
-use crate::provision::runtime::{LogLine, LogRequest, LogStream};
-use cursor::{Cursor, Filter, Numbering};
+use crate::provision::runtime::{LogRequest, LogStream};
+use cursor::{Cursor, Filter};
 
 const DEFAULT_TAIL: u64 = 1000;
 const MAX_LINES: u64 = 100_000;
@@ -72,15 +70,6 @@ pub struct LineView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LogsView {
     pub data: Vec<LineView>,
-}
-
-fn view(line: LogLine, cursor: Cursor) -> LineView {
-    LineView {
-        id: cursor.encode(),
-        timestamp: line.timestamp,
-        stream: line.stream,
-        text: line.text,
-    }
 }
 
 /// What a logs request asks Docker for, and what it keeps of the answer.
@@ -157,8 +146,9 @@ fn plan(q: &LogsQuery, resume: Option<Cursor>) -> Result<Plan, ApiError> {
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/logs", operation_id = "tenants.getContainerLogs", tag = "tenants",
     params(("id" = uuid::Uuid, Path, description = "tenant id"), LogsQuery),
     responses(
-        (status = 200, body = LogsView, description = "lines; `text/event-stream` with follow (events `line`, `restart`, `end`), `text/plain` with format=text, JSON Lines with format=ndjson"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 200, body = LogsView, description = "lines; `text/event-stream` with follow (events `line`, `restart`, `end`; `end` has reason `stopped`, `removed` or `unauthorized`), `text/plain` with format=text, JSON Lines with format=ndjson"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,81 +168,18 @@ pub async fn logs(
     } = plan(&q, resume)?;
     let id = tenant.tenant_id();
     if follow {
-        return Ok(follow::respond(&state, id, request, filter, resume));
+        let access = StreamAccess::open(&state, &caller, &headers, &tenant)?;
+        return Ok(follow::respond(&state, access, id, request, filter, resume));
     }
-    let lines = snapshot(&state, id, request, &filter, resume).await?;
-    render(&q, &tenant.subdomain, lines)
-}
-
-/// The lines available now (at most `MAX_LINES`; the last `DEFAULT_TAIL` unless
-/// the query says otherwise).
-async fn snapshot(
-    state: &AppState,
-    id: TenantId,
-    request: LogRequest,
-    filter: &Filter,
-    resume: Option<Cursor>,
-) -> Result<Vec<LineView>, ApiError> {
-    let request = LogRequest {
-        tail: request.tail.or(Some(DEFAULT_TAIL)),
-        ..request
-    };
-    let mut numbering = Numbering::new(resume);
-    let mut lines = Vec::new();
-    let mut source = state.runtime.logs(id, request);
-    while let Some(item) = source.next().await {
-        let line = item.map_err(|e| ApiError::Internal(e.to_string()))?;
-        if let Some(cursor) = numbering.number(&line) {
-            if filter.keeps(&line) {
-                lines.push(view(line, cursor));
-            }
-        }
-        if lines.len() as u64 >= MAX_LINES {
-            break;
-        }
-    }
-    Ok(lines)
-}
-
-/// The lines in the format asked for: JSON, JSON Lines, or a text download.
-fn render(q: &LogsQuery, subdomain: &str, lines: Vec<LineView>) -> Result<Response, ApiError> {
-    match q.format.as_deref().unwrap_or("json") {
-        "json" => Ok(Json(LogsView { data: lines }).into_response()),
-        "ndjson" => {
-            let body: String = lines
-                .iter()
-                .filter_map(|l| serde_json::to_string(l).ok())
-                .map(|l| l + "\n")
-                .collect();
-            Ok(([(CONTENT_TYPE, "application/x-ndjson")], body).into_response())
-        }
-        "text" => {
-            let stamp = q.timestamps.unwrap_or(false);
-            let body: String = lines
-                .iter()
-                .map(|l| {
-                    if stamp {
-                        format!("{} {}\n", l.timestamp.to_rfc3339(), l.text)
-                    } else {
-                        format!("{}\n", l.text)
-                    }
-                })
-                .collect();
-            let filename = format!("{subdomain}-{}.log", Utc::now().format("%Y%m%dT%H%M%SZ"));
-            let disposition = format!("attachment; filename=\"{filename}\"");
-            Ok((
-                [
-                    (CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
-                    (CONTENT_DISPOSITION, disposition),
-                ],
-                body,
-            )
-                .into_response())
-        }
-        _ => Err(ApiError::validation(
-            "format",
-            "one_of",
-            "format must be json, ndjson or text",
-        )),
-    }
+    let format = snapshot::Format::of(&q)?;
+    snapshot::respond(
+        &state,
+        id,
+        request,
+        filter,
+        resume,
+        format,
+        &tenant.subdomain,
+    )
+    .await
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::subdomain::suggestions;
 use super::{load, usable, STEPS};
 use crate::domain::{Subdomain, TenantId};
-use crate::http::auth::open_session;
+use crate::http::auth::{open_session, send_verification_to};
 use crate::http::client::Client;
 use crate::http::error::{ApiError, ErrorBody, OnConflict};
 use crate::http::extract::ApiJson;
@@ -40,6 +40,9 @@ pub struct DeployView {
     pub url: String,
     /// Poll this for the progress step.
     pub status_url: String,
+    /// What the person should do next: confirm the email (a link is on its way)
+    /// before creating more instances.
+    pub message: String,
 }
 
 /// The instance preferences, if they are a JSON object of at most 4 KiB.
@@ -56,7 +59,10 @@ fn configuration(body: DeployRequest) -> Result<Value, ApiError> {
 }
 
 /// The password hash and subdomain of a session whose four steps are done.
-fn completed(session: &SignupSession) -> Result<(&str, Subdomain), ApiError> {
+fn completed<'s>(
+    state: &AppState,
+    session: &'s SignupSession,
+) -> Result<(&'s str, Subdomain), ApiError> {
     if session.steps_done < STEPS {
         let missing = session.steps_done + 1;
         return Err(ApiError::ConflictWith {
@@ -75,17 +81,40 @@ fn completed(session: &SignupSession) -> Result<(&str, Subdomain), ApiError> {
             details: json!({ "missingStep": 1 }),
         });
     };
-    let subdomain = Subdomain::parse(wanted)
+    let subdomain = state
+        .config
+        .subdomain(wanted)
         .map_err(|e| ApiError::validation("subdomain", e.rule(), e.to_string()))?;
     Ok((hash, subdomain))
 }
 
+/// Unverified accounts (every account the wizard creates) may hold one
+/// tenant each, and all of them together `UNVERIFIED_TENANT_CAP`: past it the
+/// wizard takes no new signups until some confirm their email or go.
+async fn room_for_unverified(
+    state: &AppState,
+    tx: &mut Transaction<'_, Postgres>,
+) -> Result<(), ApiError> {
+    let held = users::lock_and_count_unverified_tenants(tx).await?;
+    if held >= state.config.accounts.unverified_tenant_cap {
+        return Err(ApiError::Forbidden(
+            "the platform is not taking new signups right now (too many instances wait for their \
+             owners to confirm their email); try again later"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Creates the account and the tenant in one transaction, signs the user in
-/// (session cookie) and queues the deployment. A repeated submit returns the
-/// same tenant.
+/// (session cookie) and queues the deployment. The account starts unverified: a
+/// confirmation link is mailed, and until it is used this is the account's only
+/// tenant (`tenants.create` asks for a verified email). A repeated submit
+/// returns the same tenant.
 #[utoipa::path(post, path = "/api/v1/wizard/sessions/{id}/deploy", operation_id = "wizard.deployTenant", tag = "wizard",
     params(("id" = Uuid, Path, description = "signup session id")), request_body = DeployRequest,
     responses((status = 202, body = DeployView, description = "queued; sets the session cookie"),
+        (status = 403, body = ErrorBody, description = "UNVERIFIED_TENANT_CAP reached: no new signups for now"),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 410, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
 pub async fn deploy(
@@ -105,7 +134,8 @@ pub async fn deploy(
         return Ok((StatusCode::ACCEPTED, Json(deploy_view(&state, &tenant))).into_response());
     }
     usable(&session)?;
-    let (hash, subdomain) = completed(&session)?;
+    let (hash, subdomain) = completed(&state, &session)?;
+    room_for_unverified(&state, &mut tx).await?;
     let (user_id, tenant) =
         create_account_and_tenant(&state, &mut tx, &session, hash, &subdomain).await?;
     tenants::set_signup_metadata(
@@ -129,6 +159,7 @@ pub async fn deploy(
         )
     })?;
     let (headers, _) = open_session(&state, user_id, false, &origin).await?;
+    send_verification_to(&state, user_id, &session.email).await?;
     tracing::info!(tenant_id = %tenant.id, subdomain = %tenant.subdomain, "signup deployed");
     Ok((
         StatusCode::ACCEPTED,
@@ -180,5 +211,9 @@ fn deploy_view(state: &AppState, tenant: &Tenant) -> DeployView {
         status: tenant.status.to_string(),
         url: state.config.tenants.tenant_url(&tenant.subdomain),
         status_url: format!("/api/v1/tenants/{}/deployment", tenant.id),
+        message: "your instance is on its way. We sent you a link to confirm your email \
+                  address: until you confirm it, this is the only instance your account may \
+                  have"
+            .into(),
     }
 }

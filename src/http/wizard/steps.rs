@@ -10,11 +10,12 @@ use serde_json::{json, Value};
 use super::subdomain::{suggestions, taken};
 use super::{load, session_view, usable, SessionView, Suggestion, STEPS};
 use crate::domain::password::{self, Strength};
-use crate::domain::Subdomain;
 use crate::http::auth::{check_password, hash_password};
+use crate::http::client::Client;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
+use crate::store::audit::Origin;
 use crate::store::signup::{self, SignupSession, StepData};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -75,9 +76,11 @@ fn parse_step<T: DeserializeOwned>(data: Value, step: i32) -> Result<T, ApiError
 #[utoipa::path(post, path = "/api/v1/wizard/sessions/{id}/steps", operation_id = "wizard.updateSession", tag = "wizard",
     params(("id" = Uuid, Path, description = "signup session id")), request_body = StepUpdate,
     responses((status = 200, body = SessionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 410, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "too many passwords being hashed; see `Retry-After`")))]
 pub async fn update_session(
     State(state): State<AppState>,
+    Client(origin): Client,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<StepUpdate>,
 ) -> Result<Json<SessionView>, ApiError> {
@@ -99,7 +102,7 @@ pub async fn update_session(
         });
     }
     let (saved, feedback) = match body.step {
-        1 => account(&state, &session, parse_step(body.data, 1)?).await?,
+        1 => account(&state, &origin, &session, parse_step(body.data, 1)?).await?,
         2 => intended_use(&state, &session, parse_step(body.data, 2)?).await?,
         3 => subdomain(&state, &session, parse_step(body.data, 3)?).await?,
         _ => terms(&state, &session, parse_step(body.data, 4)?).await?,
@@ -110,8 +113,15 @@ pub async fn update_session(
     Ok(Json(view))
 }
 
-/// Step 1: the password (hashed now, kept with the session) and a name.
-async fn account(state: &AppState, session: &SignupSession, step: AccountStep) -> Saved {
+/// Step 1: the password (hashed now, kept with the session) and a name. Each
+/// hash costs 19 MiB and a core for a while, so the passwords a session and an
+/// address may submit are counted.
+async fn account(
+    state: &AppState,
+    origin: &Origin,
+    session: &SignupSession,
+    step: AccountStep,
+) -> Saved {
     check_password(&step.password, &session.email, "password")?;
     let name = step
         .name
@@ -126,6 +136,7 @@ async fn account(state: &AppState, session: &SignupSession, step: AccountStep) -
         ));
     }
     let strength = Some(password::strength(&step.password, &session.email));
+    state.limits.signup_password(origin, session.id)?;
     let hash = hash_password(step.password).await?;
     let data = StepData::Account {
         name,
@@ -189,7 +200,9 @@ async fn intended_use(state: &AppState, session: &SignupSession, step: UseStep) 
 
 /// Step 3: the subdomain, valid and free now (deploy checks again).
 async fn subdomain(state: &AppState, session: &SignupSession, step: SubdomainStep) -> Saved {
-    let subdomain = Subdomain::parse(step.subdomain.trim())
+    let subdomain = state
+        .config
+        .subdomain(step.subdomain.trim())
         .map_err(|e| ApiError::validation("subdomain", e.rule(), e.to_string()))?;
     if taken(state, subdomain.as_str()).await? {
         return Err(ApiError::ConflictWith {

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Subdomain;
 use crate::http::error::ApiError;
 use crate::http::extract::ApiQuery;
 use crate::http::AppState;
@@ -53,7 +52,7 @@ pub(super) async fn suggestions(state: &AppState, wanted: &str) -> Result<Vec<St
         .iter()
         .map(|s| format!("{base}-{s}"))
         .chain((2..12).map(|n| format!("{base}{n}")))
-        .filter(|c| Subdomain::parse(c).is_ok())
+        .filter(|c| state.config.subdomain(c).is_ok())
         .collect();
     candidates.dedup();
     let taken = tenants::taken_subdomains(&state.pool, &candidates).await?;
@@ -80,7 +79,7 @@ async fn check(state: &AppState, wanted: &str) -> Result<SubdomainCheck, ApiErro
         message: None,
         suggestions: vec![],
     };
-    match Subdomain::parse(wanted) {
+    match state.config.subdomain(wanted) {
         Err(e) => {
             answer.valid = false;
             answer.rule = Some(e.rule().to_owned());
