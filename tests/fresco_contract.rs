@@ -7,18 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fetch_through_traefik, subdomain, wait_traefik, Options, Platform};
+use common::{fetch_through_traefik, path_of, subdomain, wait_traefik, Options, Platform};
 use reqwest::StatusCode;
 use serde_json::json;
 
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Path and query of a full URL.
-fn path_of(url: &str) -> String {
-    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap();
-    let slash = after_scheme.find('/').unwrap();
-    after_scheme[slash..].to_owned()
-}
 
 /// Waits until Traefik routes `/setup` of the tenant to the guard (not 404).
 async fn wait_setup_router(sub: &str) -> (u16, String) {

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{fetch_through_traefik, subdomain, tenant_id, wait_traefik, Options, Platform};
+use common::{
+    fetch_through_traefik, path_of, subdomain, tenant_id, wait_traefik, Options, Platform,
+};
 use fresco_platform::config::DEFAULT_HEALTHCHECK;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -27,11 +29,6 @@ fn real_fresco(isolation: &'static str) -> Options {
         ],
         ..Default::default()
     }
-}
-
-fn path_of(url: &str) -> String {
-    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap();
-    after_scheme[after_scheme.find('/').unwrap()..].to_owned()
 }
 
 async fn tables_named(pool: &sqlx::PgPool, table: &str) -> i64 {

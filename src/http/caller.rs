@@ -75,7 +75,7 @@ impl Caller {
 }
 
 /// The value of the cookie `name` in the Cookie header, if any.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -138,18 +138,14 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(header) = parts.headers.get(AUTHORIZATION).cloned() {
-            let key = header
-                .to_str()
-                .ok()
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .map(str::trim)
-                .filter(|k| !k.is_empty() && k.len() <= 200)
-                .ok_or(ApiError::Unauthorized)?;
+        if parts.headers.contains_key(AUTHORIZATION) {
+            let key = bearer_key(&parts.headers)
+                .ok_or(ApiError::Unauthorized)?
+                .to_owned();
             let Client(origin) = Client::from_request_parts(parts, state)
                 .await
                 .unwrap_or_else(|e| match e {});
-            let user = users::user_for_api_key(&state.pool, key, origin.ip.as_deref())
+            let user = users::user_for_api_key(&state.pool, &key, origin.ip.as_deref())
                 .await?
                 .ok_or(ApiError::Unauthorized)?;
             state.limits.verified(&parts.headers, user.id);
@@ -205,7 +201,7 @@ impl Caller {
     }
 }
 
-/// The API key in `Authorization: Bearer <key>`, by the extractor's rules.
+/// The API key in `Authorization: Bearer <key>`: the one parser of that header.
 pub fn bearer_key(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(AUTHORIZATION)?

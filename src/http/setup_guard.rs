@@ -8,12 +8,13 @@
 //! saying the instance is being set up by its owner.
 
 use axum::extract::State;
-use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use utoipa_axum::routes;
 
+use super::caller::cookie;
 use super::error::ApiError;
 use super::{ApiRouter, AppState};
 use crate::domain::Subdomain;
@@ -47,8 +48,8 @@ pub async fn guard(
         return Ok(refusal(&state));
     };
     let id = tenant.tenant_id();
-    if let Some(cookie) = cookie_value(&headers, CLAIM_COOKIE) {
-        if setup_claims::cookie_admits(&state.pool, id, cookie).await? {
+    if let Some(cookie) = cookie(&headers, CLAIM_COOKIE) {
+        if setup_claims::cookie_admits(&state.pool, id, &cookie).await? {
             return Ok(StatusCode::OK.into_response());
         }
     }
@@ -100,17 +101,6 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// `claim=<token>` from the query of a forwarded URI.
 fn claim_param(uri: &str) -> Option<&str> {
     let (_, query) = uri.split_once('?')?;
@@ -151,6 +141,7 @@ fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::COOKIE;
 
     #[test]
     fn finds_the_claim_in_the_query_and_the_cookie_in_the_header() {
@@ -164,7 +155,7 @@ mod tests {
         assert_eq!(claim_param("/setup?claim=a%27b"), None);
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, "a=1; fp_setup_claim=tok; b=2".parse().unwrap());
-        assert_eq!(cookie_value(&headers, CLAIM_COOKIE), Some("tok"));
-        assert_eq!(cookie_value(&headers, "c"), None);
+        assert_eq!(cookie(&headers, CLAIM_COOKIE).as_deref(), Some("tok"));
+        assert_eq!(cookie(&headers, "c"), None);
     }
 }

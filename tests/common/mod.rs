@@ -24,7 +24,7 @@ pub use self::{
     fuzz::FuzzRun,
     platform::{Options, Platform},
     sse::{Sse, SseReader},
-    traefik::{echo, fetch_through_traefik, through_traefik, wait_traefik},
+    traefik::{echo, fetch_through_traefik, path_of, through_traefik, wait_traefik},
 };
 
 use rand::distributions::Alphanumeric;

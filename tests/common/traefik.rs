@@ -23,6 +23,12 @@ pub async fn through_traefik(subdomain: &str, path: &str) -> u16 {
     }
 }
 
+/// Path and query of a full URL (to send a tenant link through Traefik).
+pub fn path_of(url: &str) -> String {
+    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap();
+    after_scheme[after_scheme.find('/').unwrap()..].to_owned()
+}
+
 /// A tenant's answer through Traefik: status, headers and body (redirects are
 /// not followed).
 pub async fn fetch_through_traefik(
