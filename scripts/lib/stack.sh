@@ -75,7 +75,22 @@ _stack_apt_install() {
     _stack_apt_updated=1
   fi
   _stack_log "apt-get install $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # This image's cleanup hook sometimes removes downloaded packages mid-install;
+  # a second attempt fetches them again.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || { _stack_warn "apt-get install failed; retrying once"; sleep 3;
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; }
+}
+
+# The page tests' browser: Debian's Chromium and its chromedriver (headless).
+stack_browser() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    _stack_apt_install "${missing[@]}"
+  fi
+  command -v chromedriver >/dev/null 2>&1 || _stack_die "chromedriver missing after installing chromium-driver"
 }
 
 _stack_install() {

@@ -154,6 +154,13 @@ impl FromRequestParts<AppState> for Caller {
                 via: Via::ApiKey,
             });
         }
+        session_caller(parts, state).await
+    }
+}
+
+/// The caller behind the session cookie (the pages know no other credential);
+/// a cookie-authenticated change must come from the platform's own origin.
+pub async fn session_caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
         let token =
             cookie(&parts.headers, session_cookie_name(state)).ok_or(ApiError::Unauthorized)?;
         let accounts = &state.config.accounts;
@@ -170,11 +177,10 @@ impl FromRequestParts<AppState> for Caller {
         if !safe && !same_origin(state, &parts.headers) {
             return Err(ApiError::Csrf);
         }
-        Ok(Self {
+        Ok(Caller {
             user: found.user,
             via: Via::Session(found.session_id),
         })
-    }
 }
 
 /// What a caller presented, kept so a long-lived stream can check it again:

@@ -88,6 +88,10 @@ impl ApiError {
         Self::NotFound("no such tenant".to_owned())
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

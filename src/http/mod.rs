@@ -64,15 +64,28 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// Unknown API paths answer in JSON, anything else with the HTML 404 page.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    if path.starts_with("/api/") || path == "/api" || path == "/metrics" {
+        ApiError::NotFound("no such endpoint".into()).into_response()
+    } else {
+        crate::web::error::not_found().await.into_response()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let (routes, _) = api().split_for_parts();
     routes
-        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .merge(crate::web::router())
+        .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::middleware))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), telemetry::middleware))
         .layer(DefaultBodyLimit::max(bounds::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(bounds::middleware))
+        .layer(axum::middleware::from_fn(crate::web::page_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
             let route = route.unwrap_or_else(|| "unmatched".to_owned());

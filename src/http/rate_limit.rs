@@ -304,6 +304,11 @@ impl Limiters {
 
 /// The general limit, before anything else runs.
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // The pages' static files are embedded and cheap; a page load asks for
+    // several, and they must not spend the general budget.
+    if request.uri().path().starts_with("/assets/") {
+        return next.run(request).await;
+    }
     let ip = super::client::ip_of(&state, &request);
     if let Err(e) = state.limits.general(request.headers(), ip.as_deref()) {
         return e.into_response();

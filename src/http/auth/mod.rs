@@ -6,7 +6,7 @@
 
 mod password;
 mod profile;
-mod session;
+pub(crate) mod session;
 mod verification;
 
 pub(crate) use verification::send_verification_to;
