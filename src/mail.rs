@@ -177,6 +177,27 @@ impl Mailer {
     }
 
     pub async fn send(&self, mail: OutgoingMail) -> Result<(), MailError> {
+        self.deliver(mail, None).await
+    }
+
+    /// `send`, with a Reply-To: answers go to `reply_to` (the support form's
+    /// sender), not to the platform's no-reply sender.
+    pub async fn send_with_reply_to(
+        &self,
+        mail: OutgoingMail,
+        reply_to: &str,
+    ) -> Result<(), MailError> {
+        let reply_to =
+            reply_to
+                .parse::<Mailbox>()
+                .map_err(|reason| MailError::InvalidRecipient {
+                    address: reply_to.to_owned(),
+                    reason,
+                })?;
+        self.deliver(mail, Some(reply_to)).await
+    }
+
+    async fn deliver(&self, mail: OutgoingMail, reply_to: Option<Mailbox>) -> Result<(), MailError> {
         let to = mail
             .to
             .parse::<Mailbox>()
@@ -184,9 +205,11 @@ impl Mailer {
                 address: mail.to.clone(),
                 reason,
             })?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
+        let mut builder = Message::builder().from(self.from.clone()).to(to);
+        if let Some(reply_to) = reply_to {
+            builder = builder.reply_to(reply_to);
+        }
+        let message = builder
             .subject(mail.subject.as_str())
             .date_now()
             .message_id(None)

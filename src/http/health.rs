@@ -40,12 +40,6 @@ pub(crate) struct Readiness {
     pub docker: bool,
 }
 
-impl Readiness {
-    pub(crate) fn ready(&self) -> bool {
-        self.postgres && self.docker
-    }
-}
-
 /// Asks Postgres and Docker whether they answer.
 pub(crate) async fn readiness(state: &AppState) -> Readiness {
     let (postgres, docker) = tokio::join!(crate::store::ping(&state.pool), state.runtime.ping());
