@@ -297,7 +297,11 @@ pub struct RateLimitConfig {
     pub max_keys: usize,
     /// Messages the support form takes per window, per client address and per
     /// signed-in user.
-    #[arg(long = "rate-limit-support", env = "RATE_LIMIT_SUPPORT", default_value_t = 5)]
+    #[arg(
+        long = "rate-limit-support",
+        env = "RATE_LIMIT_SUPPORT",
+        default_value_t = 5
+    )]
     pub support: u32,
     #[arg(
         long = "rate-limit-support-window-secs",

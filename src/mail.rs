@@ -197,7 +197,11 @@ impl Mailer {
         self.deliver(mail, Some(reply_to)).await
     }
 
-    async fn deliver(&self, mail: OutgoingMail, reply_to: Option<Mailbox>) -> Result<(), MailError> {
+    async fn deliver(
+        &self,
+        mail: OutgoingMail,
+        reply_to: Option<Mailbox>,
+    ) -> Result<(), MailError> {
         let to = mail
             .to
             .parse::<Mailbox>()

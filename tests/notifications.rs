@@ -98,7 +98,11 @@ async fn finished_deployment_and_near_setup_deadline_mail_the_owner_once_without
     let ready = wait_mail(&p, &email, "is ready", Duration::from_secs(20)).await;
     assert!(ready.body().contains(&sub), "{}", ready.body());
     let setup = wait_mail(&p, &email, "setup window", Duration::from_secs(20)).await;
-    assert!(setup.body().contains("find the setup link"), "{}", setup.body());
+    assert!(
+        setup.body().contains("find the setup link"),
+        "{}",
+        setup.body()
+    );
     let_resyncs_pass().await;
     assert_eq!(mails(&p, &email, "is ready").len(), 1);
     assert_eq!(mails(&p, &email, "setup window").len(), 1);
@@ -107,10 +111,21 @@ async fn finished_deployment_and_near_setup_deadline_mail_the_owner_once_without
     // claim token the owner's view of the tenant carries.
     let password = p.tenant_password(&id).await;
     let (_, member_view) = p
-        .request_as(Some(&key), Method::GET, &format!("/api/v1/tenants/{id}"), None)
+        .request_as(
+            Some(&key),
+            Method::GET,
+            &format!("/api/v1/tenants/{id}"),
+            None,
+        )
         .await;
-    assert!(member_view["setup"]["claimUrl"].is_string(), "{member_view}");
-    let claim = member_view["setup"]["claimUrl"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        member_view["setup"]["claimUrl"].is_string(),
+        "{member_view}"
+    );
+    let claim = member_view["setup"]["claimUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let token = claim.rsplit('=').next().unwrap_or_default().to_owned();
     for mail in mails(&p, &email, "") {
         let body = mail.body();
@@ -152,7 +167,10 @@ async fn failed_deployment_mails_the_owner_once() {
 async fn knock_down(p: &Platform, id: &str, recoveries: usize) {
     let name = common::tenant_id(id).container_name();
     p.docker
-        .kill_container(&name, None::<bollard::query_parameters::KillContainerOptions>)
+        .kill_container(
+            &name,
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
         .await
         .expect("kill the tenant's container");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -193,7 +211,11 @@ async fn an_instance_that_goes_down_twice_within_the_gap_sends_one_down_mail() {
     .fetch_all(&p.pool)
     .await
     .unwrap();
-    assert_eq!(outcomes.first().map(String::as_str), Some("sent"), "{outcomes:?}");
+    assert_eq!(
+        outcomes.first().map(String::as_str),
+        Some("sent"),
+        "{outcomes:?}"
+    );
     assert!(
         outcomes.len() >= 2 && outcomes[1..].iter().all(|o| o == "suppressed"),
         "the second episode is recorded, not mailed: {outcomes:?}"

@@ -25,7 +25,12 @@ fn form_client() -> reqwest::Client {
         .unwrap()
 }
 
-async fn post_support(p: &Platform, email: &str, subject: &str, message: &str) -> (StatusCode, String) {
+async fn post_support(
+    p: &Platform,
+    email: &str,
+    subject: &str,
+    message: &str,
+) -> (StatusCode, String) {
     let resp = form_client()
         .post(p.url("/support"))
         .form(&[("email", email), ("subject", subject), ("message", message)])
@@ -59,47 +64,98 @@ async fn contact_form_mails_support_with_reply_to_refuses_newlines_and_rate_limi
     let b = Browser::open(&p).await;
     b.goto("/support").await;
     assert_eq!(b.text("h1").await, "Support");
-    b.find("a[href='https://documentation.networkcanvas.com/en/fresco']").await;
+    b.find("a[href='https://documentation.networkcanvas.com/en/fresco']")
+        .await;
     b.find("a[href='/api/openapi.json']").await;
-    let faq = b.client.find_all(fantoccini::Locator::Css("details.faq")).await.unwrap();
+    let faq = b
+        .client
+        .find_all(fantoccini::Locator::Css("details.faq"))
+        .await
+        .unwrap();
     assert_eq!(faq.len(), 5);
     b.find("#status-panel[aria-live='polite'][hx-get='/status/panel'][hx-trigger='every 30s']")
         .await;
     b.check_page("support").await;
 
     // Empty: each field says what is missing, tied to it.
-    b.find("form[action='/support#contact'] button[type=submit]").await.click().await.unwrap();
+    b.find("form[action='/support#contact'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_for("#message-error", Duration::from_secs(5)).await;
     b.find("#email-error").await;
-    let described = b.find("#message").await.attr("aria-describedby").await.unwrap();
+    let described = b
+        .find("#message")
+        .await
+        .attr("aria-describedby")
+        .await
+        .unwrap();
     assert_eq!(described.as_deref(), Some("message-error"));
 
     let sender = format!("asker-{}@test.invalid", random(6).to_lowercase());
     b.fill("#email", &sender).await;
     b.fill("#subject", "Setup link question").await;
-    b.fill("#message", "My <b>setup</b> link expired.\nWhat now?").await;
-    b.find("form[action='/support#contact'] button[type=submit]").await.click().await.unwrap();
-    b.wait_text("[role=status]", "Your message is sent", Duration::from_secs(10)).await;
+    b.fill("#message", "My <b>setup</b> link expired.\nWhat now?")
+        .await;
+    b.find("form[action='/support#contact'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_text(
+        "[role=status]",
+        "Your message is sent",
+        Duration::from_secs(10),
+    )
+    .await;
     b.check_page("support-sent").await;
 
-    let mail = p.smtp.as_ref().unwrap().wait_for(SUPPORT, Duration::from_secs(10)).await;
-    assert_eq!(mail.header("Subject").as_deref(), Some("[Support] Setup link question"));
-    assert!(mail.header("Reply-To").unwrap().contains(&sender), "{:?}", mail.header("Reply-To"));
-    assert!(mail.header("Content-Type").unwrap().starts_with("text/plain"));
+    let mail = p
+        .smtp
+        .as_ref()
+        .unwrap()
+        .wait_for(SUPPORT, Duration::from_secs(10))
+        .await;
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("[Support] Setup link question")
+    );
+    assert!(
+        mail.header("Reply-To").unwrap().contains(&sender),
+        "{:?}",
+        mail.header("Reply-To")
+    );
+    assert!(mail
+        .header("Content-Type")
+        .unwrap()
+        .starts_with("text/plain"));
     let body = mail.body();
-    assert!(body.contains("My <b>setup</b> link expired.\nWhat now?"), "{body}");
-    assert!(body.contains(&format!("From {sender} (not signed in)")), "{body}");
+    assert!(
+        body.contains("My <b>setup</b> link expired.\nWhat now?"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("From {sender} (not signed in)")),
+        "{body}"
+    );
 
     // A line break in the subject would be a header: refused beside the field.
     let (status, page) = post_support(&p, &sender, "Hi\r\nBcc: evil@test.invalid", "x").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(page.contains("The subject must be a single line."), "{page}");
+    assert!(
+        page.contains("The subject must be a single line."),
+        "{page}"
+    );
     // The budget is two per address: the second goes, the third is refused.
     let (status, _) = post_support(&p, &sender, "Second", "Another question").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, page) = post_support(&p, &sender, "Third", "And another").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(page.contains("too many messages from this address"), "{page}");
+    assert!(
+        page.contains("too many messages from this address"),
+        "{page}"
+    );
     assert!(page.contains("role=\"alert\""), "a form error: {page}");
     assert!(page.contains("And another"), "the message is kept: {page}");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -119,24 +175,37 @@ async fn status_page_shows_ok_badges_and_support_without_an_address_sends_nothin
         .find_all(fantoccini::Locator::Css(".status-check [data-status='ok']"))
         .await
         .unwrap();
-    assert_eq!(ok.len(), 3, "database, Docker and the reconciler are all fine");
+    assert_eq!(
+        ok.len(),
+        3,
+        "database, Docker and the reconciler are all fine"
+    );
     let names = b.text(".status-list").await;
     for name in ["Database", "Container engine", "Reconciler"] {
         assert!(names.contains(name), "{names}");
     }
-    b.find("#status-panel[aria-live='polite'][hx-trigger='every 30s']").await;
+    b.find("#status-panel[aria-live='polite'][hx-trigger='every 30s']")
+        .await;
     b.check_page("status").await;
 
     // The fragment htmx fetches: the same list, without the page around it.
     let fragment = p.http.get(p.url("/status/panel")).send().await.unwrap();
     assert_eq!(fragment.status(), 200);
     let html = fragment.text().await.unwrap();
-    assert!(html.contains("badge-ok") && !html.contains("<html"), "{html}");
+    assert!(
+        html.contains("badge-ok") && !html.contains("<html"),
+        "{html}"
+    );
 
     // No SUPPORT_EMAIL: the page says so, and a post is refused.
     b.goto("/support").await;
-    b.wait_text(".alert-warning", "not configured", Duration::from_secs(5)).await;
-    assert!(b.client.find(fantoccini::Locator::Css("#message")).await.is_err());
+    b.wait_text(".alert-warning", "not configured", Duration::from_secs(5))
+        .await;
+    assert!(b
+        .client
+        .find(fantoccini::Locator::Css("#message"))
+        .await
+        .is_err());
     let (status, page) = post_support(&p, "a@test.invalid", "Hello", "Anyone?").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.contains("Support mail is not configured"), "{page}");
@@ -168,8 +237,18 @@ async fn switching_deployment_mails_off_means_no_mail_for_the_next_deployment() 
 
     b.goto("/settings/notifications").await;
     assert_eq!(b.text("h1").await, "Email preferences");
-    for kind in ["deployment", "instance_down", "resource_alert", "setup_deadline"] {
-        let checked = b.find(&format!("#pref-{kind}")).await.prop("checked").await.unwrap();
+    for kind in [
+        "deployment",
+        "instance_down",
+        "resource_alert",
+        "setup_deadline",
+    ] {
+        let checked = b
+            .find(&format!("#pref-{kind}"))
+            .await
+            .prop("checked")
+            .await
+            .unwrap();
         assert_eq!(checked.as_deref(), Some("true"), "{kind} is on by default");
     }
     b.check_page("settings-notifications").await;
@@ -179,17 +258,25 @@ async fn switching_deployment_mails_off_means_no_mail_for_the_next_deployment() 
         .click()
         .await
         .unwrap();
-    b.wait_text("[role=status]", "email preferences are saved", Duration::from_secs(10))
-        .await;
-    let checked = b.find("#pref-deployment").await.prop("checked").await.unwrap();
-    assert_eq!(checked.as_deref(), Some("false"));
-    let stored: bool = sqlx::query_scalar(
-        "SELECT deployment FROM notification_preferences WHERE user_id = $1",
+    b.wait_text(
+        "[role=status]",
+        "email preferences are saved",
+        Duration::from_secs(10),
     )
-    .bind(member.id)
-    .fetch_one(&p.pool)
-    .await
-    .unwrap();
+    .await;
+    let checked = b
+        .find("#pref-deployment")
+        .await
+        .prop("checked")
+        .await
+        .unwrap();
+    assert_eq!(checked.as_deref(), Some("false"));
+    let stored: bool =
+        sqlx::query_scalar("SELECT deployment FROM notification_preferences WHERE user_id = $1")
+            .bind(member.id)
+            .fetch_one(&p.pool)
+            .await
+            .unwrap();
     assert!(!stored);
 
     let sub = subdomain("prefs-off");
@@ -217,7 +304,10 @@ async fn switching_deployment_mails_off_means_no_mail_for_the_next_deployment() 
             assert_eq!(outcome, "switched_off");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the deployment was never looked at");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deployment was never looked at"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -230,7 +320,10 @@ async fn switching_deployment_mails_off_means_no_mail_for_the_next_deployment() 
         .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&email)))
         .filter_map(|m| m.header("Subject"))
         .collect();
-    assert!(to_owner.iter().all(|s| !s.contains("is ready")), "{to_owner:?}");
+    assert!(
+        to_owner.iter().all(|s| !s.contains("is ready")),
+        "{to_owner:?}"
+    );
     b.close().await;
     p.cleanup().await;
 }

@@ -119,8 +119,7 @@ impl Reconciler {
     /// Is the loop running and turning? (The status page's "reconciler" check.)
     pub fn alive(&self) -> bool {
         let last = self.inner.heartbeat.load(Ordering::Relaxed);
-        last > 0
-            && chrono::Utc::now().timestamp_millis() - last < ALIVE_WITHIN.as_millis() as i64
+        last > 0 && chrono::Utc::now().timestamp_millis() - last < ALIVE_WITHIN.as_millis() as i64
     }
 
     /// Runs until `shutdown` is cancelled, then waits for passes under way.

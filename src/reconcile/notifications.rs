@@ -41,16 +41,25 @@ const SETUP_WINDOW_HOURS: i64 = 2;
 /// What a mail is about, in words an owner reads.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    Deployed { action: String },
-    Failed { action: String },
+    Deployed {
+        action: String,
+    },
+    Failed {
+        action: String,
+    },
     /// The reconciler found the container stopped and is starting it again.
     Down,
     /// The reconciler could not bring it back (a crash loop, for instance).
     DownForGood,
     Unhealthy,
     Restarted,
-    ResourceAlert { resource: String, percent: f64 },
-    SetupDeadline { deadline: DateTime<Utc> },
+    ResourceAlert {
+        resource: String,
+        percent: f64,
+    },
+    SetupDeadline {
+        deadline: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -417,10 +426,15 @@ mod tests {
         ];
         for event in events {
             let mail = compose(&event, "ada@example.org", &cx());
-            assert!(mail.subject.contains("my-study"), "{event:?}: {}", mail.subject);
+            assert!(
+                mail.subject.contains("my-study"),
+                "{event:?}: {}",
+                mail.subject
+            );
             assert!(!mail.subject.contains('\n'));
             assert!(
-                mail.body.contains("https://platform.example/settings/notifications"),
+                mail.body
+                    .contains("https://platform.example/settings/notifications"),
                 "{event:?}"
             );
             assert!(

@@ -49,7 +49,7 @@ fn describe(kind: Kind) -> (&'static str, &'static str) {
         ),
         Kind::InstanceDown => (
             "Instance down",
-            "When a running instance stops unexpectedly, stops answering its health check or keeps crashing (at most one mail an hour per instance).",
+            "When a running instance stops unexpectedly, stops answering its health check or keeps crashing; one that goes up and down sends one mail, not many.",
         ),
         Kind::ResourceAlert => (
             "Resource alerts",
@@ -128,9 +128,16 @@ mod tests {
         let names: Vec<_> = list.iter().map(|c| c.name).collect();
         assert_eq!(
             names,
-            ["deployment", "instance_down", "resource_alert", "setup_deadline"]
+            [
+                "deployment",
+                "instance_down",
+                "resource_alert",
+                "setup_deadline"
+            ]
         );
-        assert!(list.iter().all(|c| c.checked == (c.name != "resource_alert")));
+        assert!(list
+            .iter()
+            .all(|c| c.checked == (c.name != "resource_alert")));
         assert!(list.iter().all(|c| c.explanation.ends_with('.')));
     }
 }

@@ -48,7 +48,8 @@ impl StatusPanel {
     }
 
     pub fn iso_time(&self) -> String {
-        self.checked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        self.checked_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     }
 }
 
@@ -250,10 +251,7 @@ async fn send(
                         .await
                     {
                         Ok(()) => {
-                            return Ok((
-                                [Notice::MessageSent.cookie()],
-                                Redirect::to("/support#contact"),
-                            )
+                            return Ok(([Notice::MessageSent.cookie()], Redirect::to("/support"))
                                 .into_response())
                         }
                         Err(e) => {
@@ -314,11 +312,7 @@ mod tests {
 
     #[test]
     fn a_line_break_in_the_subject_is_refused_beside_the_field() {
-        let errors = validate(&form(
-            "ada@example.org",
-            "Help\r\nBcc: x@example.org",
-            "Hi",
-        ));
+        let errors = validate(&form("ada@example.org", "Help\r\nBcc: x@example.org", "Hi"));
         assert_eq!(
             errors.get("subject"),
             Some("The subject must be a single line.")
