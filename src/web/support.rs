@@ -22,6 +22,7 @@ use crate::http::client::Client;
 use crate::http::health::readiness;
 use crate::http::AppState;
 use crate::mail::OutgoingMail;
+use crate::store::audit::Origin;
 
 const MAX_SUBJECT: usize = 150;
 const MAX_MESSAGE: usize = 5000;
@@ -220,6 +221,9 @@ fn support_mail(to: &str, form: &ContactForm, account: Option<&str>) -> Outgoing
     }
 }
 
+const NOT_CONFIGURED: &str = "Support mail is not configured on this platform, so the message \
+was not sent. Ask the people who run it for a contact address.";
+
 async fn send(
     State(state): State<AppState>,
     member: Option<Member>,
@@ -229,46 +233,51 @@ async fn send(
     let mut errors = validate(&form);
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     if errors.is_empty() {
-        match &state.config.notify.support_email {
-            None => {
-                errors.form = Some(
-                    "Support mail is not configured on this platform, so the message was not sent. \
-                     Ask the people who run it for a contact address."
-                        .into(),
-                );
+        match deliver(&state, member.as_ref(), &origin, &form).await {
+            // The form posted to `/support#contact`; a fragment here replaces
+            // the one the browser would keep, so the notice at the top is in view.
+            Ok(()) => {
+                let to = Redirect::to("/support#main");
+                return Ok(([Notice::MessageSent.cookie()], to).into_response());
             }
-            Some(to) => {
-                let user = member.as_ref().map(|Member(c)| c.user.id);
-                if let Err(e) = state.limits.support_message(&origin, user) {
-                    status = StatusCode::TOO_MANY_REQUESTS;
-                    errors.absorb(e)?;
-                } else {
-                    let account = member.as_ref().map(|Member(c)| c.user.email.as_str());
-                    let mail = support_mail(to, &form, account);
-                    match state
-                        .mailer
-                        .send_with_reply_to(mail, form.email.trim())
-                        .await
-                    {
-                        Ok(()) => {
-                            return Ok(([Notice::MessageSent.cookie()], Redirect::to("/support"))
-                                .into_response())
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "support mail could not be sent");
-                            status = StatusCode::SERVICE_UNAVAILABLE;
-                            errors.form = Some(
-                                "Your message could not be sent just now. Try again in a few minutes."
-                                    .into(),
-                            );
-                        }
-                    }
-                }
+            Err((refused, message)) => {
+                status = refused;
+                errors.form = Some(message);
             }
         }
     }
     let page = support_page(&state, member.as_ref(), form, errors).await;
     Ok((status, page).into_response())
+}
+
+/// Mails a valid message to the support address, or says why not: not
+/// configured, over the rate limit, or the mail server refused.
+async fn deliver(
+    state: &AppState,
+    member: Option<&Member>,
+    origin: &Origin,
+    form: &ContactForm,
+) -> Result<(), (StatusCode, String)> {
+    let Some(to) = &state.config.notify.support_email else {
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, NOT_CONFIGURED.to_owned()));
+    };
+    let caller = member.map(|Member(c)| c);
+    state
+        .limits
+        .support_message(origin, caller.map(|c| c.user.id))
+        .map_err(|e| (StatusCode::TOO_MANY_REQUESTS, e.to_string()))?;
+    let mail = support_mail(to, form, caller.map(|c| c.user.email.as_str()));
+    state
+        .mailer
+        .send_with_reply_to(mail, form.email.trim())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "support mail could not be sent");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Your message could not be sent just now. Try again in a few minutes.".to_owned(),
+            )
+        })
 }
 
 async fn status(
