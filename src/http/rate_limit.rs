@@ -463,4 +463,33 @@ mod tests {
             "other addresses are untouched"
         );
     }
+
+    #[test]
+    fn support_messages_count_per_address_and_per_signed_in_user() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: RateLimitConfig,
+        }
+        let cfg = Cli::parse_from(["test", "--rate-limit-support", "1"]).limits;
+        let limits = Limiters::new(&cfg);
+        let at = |ip: &str| Origin {
+            ip: Some(ip.to_owned()),
+            user_agent: None,
+        };
+        let user = Uuid::from_u128(7);
+        assert!(limits.support_message(&at("192.0.2.1"), Some(user)).is_ok());
+        assert!(
+            limits.support_message(&at("192.0.2.1"), None).is_err(),
+            "the address is spent"
+        );
+        assert!(
+            limits
+                .support_message(&at("192.0.2.2"), Some(user))
+                .is_err(),
+            "so is the user, from any address"
+        );
+        assert!(limits.support_message(&at("192.0.2.3"), None).is_ok());
+    }
 }
