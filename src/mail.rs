@@ -410,6 +410,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_reply_to_goes_into_its_header_and_a_bad_one_sends_nothing() {
+        let dir = temp_dir("reply-to");
+        let mailer = Mailer::new(&folder_config(&dir)).unwrap();
+        let mail = |body: &str| OutgoingMail {
+            to: "support@example.org".into(),
+            subject: "Question".into(),
+            body: body.into(),
+        };
+        let bad = mailer
+            .send_with_reply_to(mail("x"), "ada@example.org\r\nBcc: m@example.org")
+            .await;
+        assert!(
+            matches!(bad, Err(MailError::InvalidRecipient { .. })),
+            "{bad:?}"
+        );
+        mailer
+            .send_with_reply_to(mail("Hi"), "ada@example.org")
+            .await
+            .unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+        assert!(text.contains("Reply-To: ada@example.org\r\n"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
     async fn bad_recipient_address_is_an_error_that_names_it() {
         let dir = temp_dir("bad-recipient");
         let mailer = Mailer::new(&folder_config(&dir)).unwrap();
