@@ -15,6 +15,7 @@ use crate::http::{self, AppState};
 use crate::mail::Mailer;
 use crate::provision::docker::DockerRuntime;
 use crate::provision::TenantRuntime;
+use crate::reconcile::notifications::Notifier;
 use crate::reconcile::Reconciler;
 use crate::store::{self, notify::Activity};
 use crate::telemetry::Telemetry;
@@ -100,6 +101,17 @@ pub async fn launch(
             .activity
             .clone()
             .run(state.pool.clone(), shutdown.clone()),
+    );
+    tokio::spawn(
+        Notifier::new(
+            state.pool.clone(),
+            state.runtime.clone(),
+            state.mailer.clone(),
+            state.config.notify.clone(),
+            state.config.tenants.clone(),
+            &state.config.accounts.platform_url,
+        )
+        .run(state.activity.clone(), shutdown.clone()),
     );
     tracing::info!(addr = %listener.local_addr()?, "API listening");
     let token = shutdown.clone();

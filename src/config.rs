@@ -73,6 +73,8 @@ pub struct ServeConfig {
     pub observe: ObserveConfig,
     #[command(flatten)]
     pub streams: StreamConfig,
+    #[command(flatten)]
+    pub notify: NotifyConfig,
 }
 
 impl ServeConfig {
@@ -293,6 +295,41 @@ pub struct RateLimitConfig {
         default_value_t = 100_000
     )]
     pub max_keys: usize,
+    /// Messages the support form takes per window, per client address and per
+    /// signed-in user.
+    #[arg(
+        long = "rate-limit-support",
+        env = "RATE_LIMIT_SUPPORT",
+        default_value_t = 5
+    )]
+    pub support: u32,
+    #[arg(
+        long = "rate-limit-support-window-secs",
+        env = "RATE_LIMIT_SUPPORT_WINDOW_SECS",
+        default_value_t = 3600
+    )]
+    pub support_window_secs: u64,
+}
+
+/// Mail to owners about their instances, and the support address.
+#[derive(Debug, Clone, Args)]
+pub struct NotifyConfig {
+    /// Where the support page's contact form sends its messages. Unset: the form
+    /// says support mail is not configured and sends nothing.
+    #[arg(long, env = "SUPPORT_EMAIL")]
+    pub support_email: Option<String>,
+    /// Seconds between the notifier's looks for events worth a mail (it also
+    /// wakes on tenant activity).
+    #[arg(long, env = "NOTIFY_INTERVAL_SECS", default_value_t = 30)]
+    pub notify_interval_secs: u64,
+    /// Minutes before an unclaimed instance's setup window closes at which its
+    /// owner is warned.
+    #[arg(long, env = "NOTIFY_SETUP_DEADLINE_WARNING_MINS", default_value_t = 30)]
+    pub notify_setup_deadline_warning_mins: i64,
+    /// Minutes after a "down" mail during which further down events of the same
+    /// instance are recorded but not mailed (a flapping instance sends one).
+    #[arg(long, env = "NOTIFY_DOWN_GAP_MINS", default_value_t = 60)]
+    pub notify_down_gap_mins: i64,
 }
 
 /// Long-lived event streams: followed logs, tenant events, usage samples.

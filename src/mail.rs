@@ -177,6 +177,31 @@ impl Mailer {
     }
 
     pub async fn send(&self, mail: OutgoingMail) -> Result<(), MailError> {
+        self.deliver(mail, None).await
+    }
+
+    /// `send`, with a Reply-To: answers go to `reply_to` (the support form's
+    /// sender), not to the platform's no-reply sender.
+    pub async fn send_with_reply_to(
+        &self,
+        mail: OutgoingMail,
+        reply_to: &str,
+    ) -> Result<(), MailError> {
+        let reply_to =
+            reply_to
+                .parse::<Mailbox>()
+                .map_err(|reason| MailError::InvalidRecipient {
+                    address: reply_to.to_owned(),
+                    reason,
+                })?;
+        self.deliver(mail, Some(reply_to)).await
+    }
+
+    async fn deliver(
+        &self,
+        mail: OutgoingMail,
+        reply_to: Option<Mailbox>,
+    ) -> Result<(), MailError> {
         let to = mail
             .to
             .parse::<Mailbox>()
@@ -184,9 +209,11 @@ impl Mailer {
                 address: mail.to.clone(),
                 reason,
             })?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
+        let mut builder = Message::builder().from(self.from.clone()).to(to);
+        if let Some(reply_to) = reply_to {
+            builder = builder.reply_to(reply_to);
+        }
+        let message = builder
             .subject(mail.subject.as_str())
             .date_now()
             .message_id(None)
@@ -379,6 +406,33 @@ mod tests {
             .path();
         let text = std::fs::read_to_string(path).unwrap();
         assert!(!text.contains("\r\nBcc:"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reply_to_goes_into_its_header_and_a_bad_one_sends_nothing() {
+        let dir = temp_dir("reply-to");
+        let mailer = Mailer::new(&folder_config(&dir)).unwrap();
+        let mail = |body: &str| OutgoingMail {
+            to: "support@example.org".into(),
+            subject: "Question".into(),
+            body: body.into(),
+        };
+        let bad = mailer
+            .send_with_reply_to(mail("x"), "ada@example.org\r\nBcc: m@example.org")
+            .await;
+        assert!(
+            matches!(bad, Err(MailError::InvalidRecipient { .. })),
+            "{bad:?}"
+        );
+        mailer
+            .send_with_reply_to(mail("Hi"), "ada@example.org")
+            .await
+            .unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+        assert!(text.contains("Reply-To: ada@example.org\r\n"), "{text}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

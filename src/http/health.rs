@@ -34,12 +34,26 @@ pub async fn health() -> Json<HealthView> {
     Json(HealthView { status: "ok" })
 }
 
+/// What readiness looks at; the status page shows the same checks.
+pub(crate) struct Readiness {
+    pub postgres: bool,
+    pub docker: bool,
+}
+
+/// Asks Postgres and Docker whether they answer.
+pub(crate) async fn readiness(state: &AppState) -> Readiness {
+    let (postgres, docker) = tokio::join!(crate::store::ping(&state.pool), state.runtime.ping());
+    Readiness {
+        postgres,
+        docker: docker.is_ok(),
+    }
+}
+
 /// Postgres and Docker both answer.
 #[utoipa::path(get, path = "/api/ready", operation_id = "platform.ready", tag = "platform",
     responses((status = 200, body = ReadyView), (status = 503, body = ErrorBody)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<ReadyView>, ApiError> {
-    let postgres = crate::store::ping(&state.pool).await;
-    let docker = state.runtime.ping().await.is_ok();
+    let Readiness { postgres, docker } = readiness(&state).await;
     if postgres && docker {
         Ok(Json(ReadyView {
             status: "ready",

@@ -152,6 +152,7 @@ pub struct Limiters {
     reset: RateLimiter,
     signup_passwords: RateLimiter,
     actions: RateLimiter,
+    support: RateLimiter,
     /// Credentials that checked out lately, and whose they are.
     verified: Mutex<Expiring<Uuid>>,
 }
@@ -206,6 +207,7 @@ impl Limiters {
             reset: limiter(cfg.reset, secs(cfg.reset_window_secs)),
             signup_passwords: limiter(cfg.wizard_passwords, SIGNUP_PASSWORD_WINDOW),
             actions: limiter(cfg.actions, secs(cfg.actions_window_secs)),
+            support: limiter(cfg.support, secs(cfg.support_window_secs)),
             verified: Mutex::new(Expiring::new(VERIFIED_TTL, cfg.max_keys)),
         }
     }
@@ -299,6 +301,19 @@ impl Limiters {
     /// action, an email), per user; `what` names it in the refusal.
     pub fn user_action(&self, user: Uuid, what: &str) -> Result<(), ApiError> {
         self.actions.check(&format!("user:{user}"), what)
+    }
+
+    /// A message from the support form (a mail to the operators): per client
+    /// address, and per user when signed in, on a budget of its own.
+    pub fn support_message(&self, origin: &Origin, user: Option<Uuid>) -> Result<(), ApiError> {
+        self.support
+            .check(&format!("ip:{}", ip(origin)), "messages from this address")?;
+        match user {
+            Some(user) => self
+                .support
+                .check(&format!("user:{user}"), "messages from this account"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -447,5 +462,34 @@ mod tests {
             limits.general(&HeaderMap::new(), Some("192.0.2.8")).is_ok(),
             "other addresses are untouched"
         );
+    }
+
+    #[test]
+    fn support_messages_count_per_address_and_per_signed_in_user() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: RateLimitConfig,
+        }
+        let cfg = Cli::parse_from(["test", "--rate-limit-support", "1"]).limits;
+        let limits = Limiters::new(&cfg);
+        let at = |ip: &str| Origin {
+            ip: Some(ip.to_owned()),
+            user_agent: None,
+        };
+        let user = Uuid::from_u128(7);
+        assert!(limits.support_message(&at("192.0.2.1"), Some(user)).is_ok());
+        assert!(
+            limits.support_message(&at("192.0.2.1"), None).is_err(),
+            "the address is spent"
+        );
+        assert!(
+            limits
+                .support_message(&at("192.0.2.2"), Some(user))
+                .is_err(),
+            "so is the user, from any address"
+        );
+        assert!(limits.support_message(&at("192.0.2.3"), None).is_ok());
     }
 }

@@ -7,8 +7,10 @@
 
 mod converge;
 mod crash_loop;
+pub mod notifications;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +32,10 @@ pub use converge::ConvergeError;
 
 /// How often tenants waiting for a retry or for health are looked at.
 const DUE_POLL: Duration = Duration::from_millis(500);
+
+/// The loop counts as alive while it turned within this long (it turns at
+/// least every `DUE_POLL`; a resync that lists many containers takes longer).
+const ALIVE_WITHIN: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 enum Wake {
@@ -64,6 +70,9 @@ struct Inner {
     /// Where containers reach Postgres, as last worked out.
     db_target: Mutex<Option<crate::provision::spec::DbTarget>>,
     telemetry: Arc<Telemetry>,
+    /// When the loop last turned (Unix milliseconds; 0 before it starts), for
+    /// the status page.
+    heartbeat: AtomicI64,
 }
 
 /// What one orphan sweep found.
@@ -102,8 +111,15 @@ impl Reconciler {
                 crash_loops: Default::default(),
                 db_target: Mutex::new(None),
                 telemetry,
+                heartbeat: AtomicI64::new(0),
             }),
         }
+    }
+
+    /// Is the loop running and turning? (The status page's "reconciler" check.)
+    pub fn alive(&self) -> bool {
+        let last = self.inner.heartbeat.load(Ordering::Relaxed);
+        last > 0 && chrono::Utc::now().timestamp_millis() - last < ALIVE_WITHIN.as_millis() as i64
     }
 
     /// Runs until `shutdown` is cancelled, then waits for passes under way.
@@ -126,6 +142,9 @@ impl Reconciler {
         due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         info!("reconciler started");
         loop {
+            self.inner
+                .heartbeat
+                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = resync.tick() => self.resync().await,
@@ -149,6 +168,7 @@ impl Reconciler {
         {
             warn!("reconcile passes still running at shutdown; they resume at next start");
         }
+        self.inner.heartbeat.store(0, Ordering::Relaxed);
         info!("reconciler stopped");
     }
 

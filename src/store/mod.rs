@@ -4,6 +4,7 @@ pub mod audit;
 mod columns;
 pub mod deployments;
 pub mod locks;
+pub mod notifications;
 pub mod notify;
 pub mod sessions;
 pub mod setup_claims;

@@ -14,7 +14,9 @@ pub mod error;
 pub mod form;
 mod landing;
 pub mod layout;
+mod notifications;
 pub mod session;
+mod support;
 
 use axum::extract::Request;
 use axum::http::header::{CONTENT_TYPE, COOKIE};
@@ -36,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .merge(assets::router())
         .merge(landing::router())
         .merge(auth::router())
+        .merge(notifications::router())
+        .merge(support::router())
 }
 
 /// Security headers on every page (the HTML 404 too: this wraps the whole
