@@ -15,6 +15,7 @@ pub mod form;
 mod landing;
 pub mod layout;
 pub mod session;
+mod signup;
 
 use axum::extract::Request;
 use axum::http::header::{CONTENT_TYPE, COOKIE};
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(assets::router())
         .merge(landing::router())
         .merge(auth::router())
+        .merge(signup::router())
 }
 
 /// Security headers on every page (the HTML 404 too: this wraps the whole
@@ -63,8 +65,9 @@ pub async fn page_headers(request: Request, next: Next) -> Response {
             response.headers_mut().append(name, value);
         }
     }
-    response
-        .headers_mut()
-        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }

@@ -148,7 +148,12 @@ pub(crate) async fn fill(state: &AppState, origin: &Origin, id: &str, input: Ste
     save(state, origin, &session, input).await
 }
 
-async fn save(state: &AppState, origin: &Origin, session: &SignupSession, input: StepInput) -> Saved {
+async fn save(
+    state: &AppState,
+    origin: &Origin,
+    session: &SignupSession,
+    input: StepInput,
+) -> Saved {
     match input {
         StepInput::Account(step) => account(state, origin, session, step).await,
         StepInput::Use(step) => intended_use(state, session, step).await,
