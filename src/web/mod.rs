@@ -65,9 +65,8 @@ pub async fn page_headers(request: Request, next: Next) -> Response {
             response.headers_mut().append(name, value);
         }
     }
-    response.headers_mut().insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    response
+        .headers_mut()
+        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     response
 }
