@@ -490,7 +490,7 @@ async fn subdomain(
             }
         }
     }
-    status.error = errors.get("subdomain").map(str::to_owned);
+    status.error = errors.get("subdomain").map(capitalise);
     Ok(refused(SubdomainPage {
         layout: frame("Choose your subdomain", member, &headers),
         step: 3,
@@ -616,9 +616,15 @@ async fn terms(
     match deployed {
         Ok((session_cookie, tenant)) => {
             let to = format!("/signup/progress/{}", tenant.id);
-            return Ok(
-                (session_cookie, [forget_session(&state)], Redirect::to(&to)).into_response(),
-            );
+            let mut response = Redirect::to(&to).into_response();
+            // Appended, not inserted: two cookies, each its own Set-Cookie.
+            let headers = response.headers_mut();
+            for (name, value) in session_cookie.iter() {
+                headers.append(name, value.clone());
+            }
+            let (name, value) = forget_session(&state);
+            headers.append(name, value);
+            return Ok(response);
         }
         Err(ApiError::Validation { details, .. }) if details["field"] == "accepted" => {
             errors.add("accepted", "Accept the terms to create your instance.");
