@@ -109,27 +109,32 @@ fn estimate(seconds: i64) -> String {
 }
 
 impl ProgressView {
-    fn new(s: DeploymentStatus) -> Self {
+    /// `last_phase` is the phase the reconciler last reported (the tenant's
+    /// `progress`): after a failure it names the step that failed.
+    fn new(s: DeploymentStatus, last_phase: Option<&str>) -> Self {
         let active = s.phase == "active";
         let failed = s.phase == "failed";
         let running = matches!(
             s.phase.as_str(),
             "queued" | "database" | "image" | "container" | "health"
         );
+        // Unknown (no phase reported): no step is blamed.
+        let failed_at = last_phase
+            .and_then(|p| s.steps.iter().position(|step| step.name == p))
+            .filter(|_| failed);
         let mut first_open = true;
         let steps = s
             .steps
             .into_iter()
-            .map(|step| {
-                let (class, state) = if step.done {
+            .enumerate()
+            .map(|(i, step)| {
+                let (class, state) = if step.done || failed_at.is_some_and(|at| i < at) {
                     ("done", "done")
-                } else if first_open && (running || failed) {
+                } else if failed_at == Some(i) {
+                    ("failed", "failed")
+                } else if running && first_open {
                     first_open = false;
-                    if failed {
-                        ("failed", "failed")
-                    } else {
-                        ("current", "in progress")
-                    }
+                    ("current", "in progress")
                 } else {
                     ("", "to come")
                 };
@@ -172,9 +177,9 @@ async fn progress_page(
     Path(id): Path<String>,
 ) -> Result<ProgressPage, WebError> {
     let (_, t) = tenant(&state, &caller, &id).await?;
-    let view = ProgressView::new(progress(&state, &caller, &t).await?);
+    let view = ProgressView::new(progress(&state, &caller, &t).await?, t.progress.as_deref());
     Ok(ProgressPage {
-        layout: Layout::member("Deploying your instance", Section::Account, &caller)
+        layout: Layout::member("Deploying your instance", Section::Home, &caller)
             .with_notice(&headers),
         step: 5,
         subdomain: t.subdomain,
@@ -239,7 +244,7 @@ impl Watch {
         let Ok(status) = progress(&self.state, &self.caller, &t).await else {
             return;
         };
-        let view = ProgressView::new(status);
+        let view = ProgressView::new(status, t.progress.as_deref());
         let Ok(body) = (ProgressBody { view: &view }).render() else {
             return;
         };
@@ -352,7 +357,7 @@ async fn done_page(
         left: time_left(s.deadline, Utc::now()),
     });
     Ok(DonePage {
-        layout: Layout::member("Your instance is ready", Section::Account, &caller)
+        layout: Layout::member("Your instance is ready", Section::Home, &caller)
             .with_notice(&headers),
         step: 6,
         subdomain: t.subdomain,
@@ -365,6 +370,45 @@ async fn done_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::tenants::deployments::ProgressStep;
+
+    fn status(phase: &str, done: usize) -> DeploymentStatus {
+        let names = ["queued", "database", "image", "container", "health"];
+        DeploymentStatus {
+            tenant_id: uuid::Uuid::new_v4(),
+            phase: phase.into(),
+            percentage: 40,
+            steps: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ProgressStep {
+                    name: (*n).into(),
+                    label: n.to_uppercase(),
+                    done: i < done,
+                })
+                .collect(),
+            estimated_seconds_left: Some(12),
+            error: None,
+            retry_possible: phase == "failed",
+            url: "http://x.example".into(),
+            setup: None,
+            quick_start: None,
+        }
+    }
+
+    #[test]
+    fn the_step_list_marks_the_current_step_and_where_a_deployment_failed() {
+        let running = ProgressView::new(status("image", 2), Some("image"));
+        let classes: Vec<_> = running.steps.iter().map(|s| s.class).collect();
+        assert_eq!(classes, ["done", "done", "current", "", ""]);
+        assert!(!running.settled);
+        let failed = ProgressView::new(status("failed", 0), Some("container"));
+        let classes: Vec<_> = failed.steps.iter().map(|s| s.class).collect();
+        assert_eq!(classes, ["done", "done", "done", "failed", ""]);
+        assert!(failed.settled && failed.retry_possible);
+        let unknown = ProgressView::new(status("failed", 0), None);
+        assert!(unknown.steps.iter().all(|s| s.class.is_empty()));
+    }
 
     #[test]
     fn the_time_left_reads_in_hours_and_minutes() {

@@ -46,7 +46,7 @@ pub fn router() -> Router<AppState> {
 /// The frame of a wizard page; a signed-in visitor keeps their navigation.
 fn frame(title: &str, member: Option<Member>, headers: &HeaderMap) -> Layout {
     let caller = member.map(|Member(c)| c);
-    Layout::new(title, Section::Account)
+    Layout::new(title, Section::Home)
         .signed_in(caller.as_ref())
         .with_notice(headers)
 }
