@@ -1,7 +1,7 @@
-//! The signup wizard's pages, six steps at `/signup`: account, intended use,
-//! subdomain, terms (`steps`, with the live password-strength and
-//! subdomain-availability fragments), then the deployment's live progress and
-//! the success page (`progress`). Every rule is the API's own
+//! The signup wizard's pages, six steps at `/signup`: account, intended use
+//! and terms (`steps`, with the live password-strength fragment), the
+//! subdomain (`subdomain`, with the live availability fragment), then the
+//! deployment's live progress and the success page (`progress`). Every rule is the API's own
 //! (`http::wizard::{session, steps, deploy, subdomain}`, `http::tenants`): the
 //! pages only turn forms into those calls and errors into fields.
 //!
@@ -13,22 +13,27 @@
 
 mod progress;
 mod steps;
+mod subdomain;
 
 use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Router;
 use uuid::Uuid;
 
 use super::error::WebError;
+use super::layout::{Layout, Section};
+use super::session::Member;
 use crate::http::caller::{cookie, same_origin};
 use crate::http::error::ApiError;
-use crate::http::wizard;
+use crate::http::wizard::{self, usable};
 use crate::http::AppState;
 use crate::store::signup::SignupSession;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(steps::router())
+        .merge(subdomain::router())
         .merge(progress::router())
 }
 
@@ -114,6 +119,46 @@ fn next_page(session: &SignupSession) -> String {
         1 => "/signup/use".into(),
         2 => "/signup/subdomain".into(),
         _ => "/signup/terms".into(),
+    }
+}
+
+/// The frame of a wizard page; a signed-in visitor keeps their navigation.
+pub(super) fn frame(title: &str, member: Option<Member>, headers: &HeaderMap) -> Layout {
+    let caller = member.map(|Member(c)| c);
+    Layout::new(title, Section::Home)
+        .signed_in(caller.as_ref())
+        .with_notice(headers)
+}
+
+pub(super) fn refused(page: impl IntoResponse) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+}
+
+/// The session a step page needs: one that has done the steps before `step`.
+/// Anyone else goes to the step they are at (or to step 1).
+pub(super) async fn session_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    step: i32,
+) -> Result<Result<SignupSession, Redirect>, WebError> {
+    let Some(session) = current(state, headers).await? else {
+        return Ok(Err(Redirect::to("/signup")));
+    };
+    if session.tenant_id.is_some() || session.steps_done < step - 1 {
+        return Ok(Err(Redirect::to(&next_page(&session))));
+    }
+    if usable(&session).is_err() {
+        return Ok(Err(Redirect::to("/signup")));
+    }
+    Ok(Ok(session))
+}
+
+/// API messages start in lower case; a sentence on a page does not.
+pub(super) fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

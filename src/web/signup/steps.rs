@@ -1,13 +1,13 @@
-//! Steps 1–4 of the wizard as forms: account, intended use (and the sandbox
-//! suggestion), subdomain, terms. Each GET shows the step (sending a visitor
+//! Steps 1, 2 and 4 of the wizard as forms: account, intended use (and the
+//! sandbox suggestion), terms (step 3 is `subdomain`). Each GET shows the step (sending a visitor
 //! who skipped one back to it), each POST records it through the API's own
 //! operation and redirects to the next (post/redirect/get), or shows the step
 //! again with its errors beside the fields. The terms step deploys.
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -17,16 +17,17 @@ use super::super::error::WebError;
 use super::super::form::{FieldErrors, PageForm};
 use super::super::layout::{Layout, Section};
 use super::super::session::Member;
-use super::{current, forget_session, from_our_pages, keep_session, next_page};
+use super::{
+    capitalise, current, forget_session, frame, from_our_pages, keep_session, refused, session_for,
+};
 use crate::domain::password;
 use crate::http::client::Client;
 use crate::http::error::ApiError;
 use crate::http::wizard::deploy::{self, DeployRequest};
 use crate::http::wizard::session::open;
 use crate::http::wizard::steps::{
-    fill, sandbox_suggestion, AccountStep, StepInput, SubdomainStep, TermsStep, UseStep,
+    fill, sandbox_suggestion, AccountStep, StepInput, TermsStep, UseStep,
 };
-use crate::http::wizard::subdomain::{check, SubdomainCheck};
 use crate::http::wizard::usable;
 use crate::http::AppState;
 use crate::store::audit::Origin;
@@ -38,40 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/signup/password-strength", post(strength))
         .route("/signup/use", get(use_page).post(intended_use))
         .route("/signup/sandbox", get(sandbox_page))
-        .route("/signup/subdomain", get(subdomain_page).post(subdomain))
-        .route("/signup/subdomain-check", get(subdomain_check))
         .route("/signup/terms", get(terms_page).post(terms))
-}
-
-/// The frame of a wizard page; a signed-in visitor keeps their navigation.
-fn frame(title: &str, member: Option<Member>, headers: &HeaderMap) -> Layout {
-    let caller = member.map(|Member(c)| c);
-    Layout::new(title, Section::Home)
-        .signed_in(caller.as_ref())
-        .with_notice(headers)
-}
-
-fn refused(page: impl IntoResponse) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
-}
-
-/// The session a step page needs: one that has done the steps before `step`.
-/// Anyone else goes to the step they are at (or to step 1).
-async fn session_for(
-    state: &AppState,
-    headers: &HeaderMap,
-    step: i32,
-) -> Result<Result<SignupSession, Redirect>, WebError> {
-    let Some(session) = current(state, headers).await? else {
-        return Ok(Err(Redirect::to("/signup")));
-    };
-    if session.tenant_id.is_some() || session.steps_done < step - 1 {
-        return Ok(Err(Redirect::to(&next_page(&session))));
-    }
-    if usable(&session).is_err() {
-        return Ok(Err(Redirect::to("/signup")));
-    }
-    Ok(Ok(session))
 }
 
 // Step 1: account ----------------------------------------------------------
@@ -367,189 +335,6 @@ async fn sandbox_page(
     .into_response())
 }
 
-// Step 3: subdomain -------------------------------------------------------
-
-/// What the status region beside the subdomain says.
-#[derive(Default)]
-pub struct Availability {
-    /// Why the subdomain cannot be had (shown as the field's error).
-    pub error: Option<String>,
-    pub available: Option<String>,
-    pub suggestions: Vec<String>,
-}
-
-impl From<SubdomainCheck> for Availability {
-    fn from(c: SubdomainCheck) -> Self {
-        let message = c.message.unwrap_or_default();
-        Self {
-            available: c
-                .available
-                .then(|| format!("\u{201c}{}\u{201d} is available.", c.subdomain)),
-            error: (!c.available && !c.subdomain.is_empty()).then_some(message),
-            suggestions: c.suggestions,
-        }
-    }
-}
-
-/// The address the instance will have, for the preview.
-fn preview(state: &AppState, wanted: &str) -> String {
-    let shown = wanted.trim().to_lowercase();
-    let shown = if shown.is_empty() {
-        "your-study"
-    } else {
-        shown.as_str()
-    };
-    state.config.tenants.tenant_url(shown)
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "signup/subdomain.html")]
-pub struct SubdomainPage {
-    layout: Layout,
-    step: u8,
-    subdomain: String,
-    domain: String,
-    preview: String,
-    status: Availability,
-    errors: FieldErrors,
-}
-
-async fn subdomain_page(
-    State(state): State<AppState>,
-    member: Option<Member>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    let session = match session_for(&state, &headers, 3).await? {
-        Ok(s) => s,
-        Err(to) => return Ok(to.into_response()),
-    };
-    let subdomain = session.subdomain.unwrap_or_default();
-    Ok(SubdomainPage {
-        layout: frame("Choose your subdomain", member, &headers),
-        step: 3,
-        preview: preview(&state, &subdomain),
-        domain: state.config.tenants.base_domain.clone(),
-        subdomain,
-        status: Availability::default(),
-        errors: FieldErrors::new(),
-    }
-    .into_response())
-}
-
-/// The chosen subdomain. Suggestion buttons submit a form of their own, but a
-/// browser that ignores the `form` attribute would send both the field and
-/// the button: the button comes later, so the last value wins.
-fn chosen(pairs: &[(String, String)]) -> String {
-    pairs
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "subdomain")
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_default()
-}
-
-async fn subdomain(
-    State(state): State<AppState>,
-    member: Option<Member>,
-    Client(origin): Client,
-    headers: HeaderMap,
-    PageForm(pairs): PageForm<Vec<(String, String)>>,
-) -> Result<Response, WebError> {
-    from_our_pages(&state, &headers)?;
-    let session = match session_for(&state, &headers, 3).await? {
-        Ok(s) => s,
-        Err(to) => return Ok(to.into_response()),
-    };
-    let wanted = chosen(&pairs);
-    let mut errors = FieldErrors::new();
-    let mut status = Availability::default();
-    if wanted.is_empty() {
-        errors.add("subdomain", "Choose a subdomain.");
-    } else {
-        let step = SubdomainStep {
-            subdomain: wanted.clone(),
-        };
-        match fill(
-            &state,
-            &origin,
-            &session.id.to_string(),
-            StepInput::Subdomain(step),
-        )
-        .await
-        {
-            Ok(_) => return Ok(Redirect::to("/signup/terms").into_response()),
-            Err(ApiError::ConflictWith {
-                message, details, ..
-            }) => {
-                errors.add("subdomain", capitalise(&message));
-                status.suggestions = strings(&details["suggestions"]);
-            }
-            Err(e) => {
-                errors.absorb(e)?;
-                status.suggestions = check(&state, &wanted).await?.suggestions;
-            }
-        }
-    }
-    status.error = errors.get("subdomain").map(capitalise);
-    Ok(refused(SubdomainPage {
-        layout: frame("Choose your subdomain", member, &headers),
-        step: 3,
-        preview: preview(&state, &wanted),
-        domain: state.config.tenants.base_domain.clone(),
-        subdomain: wanted,
-        status,
-        errors,
-    }))
-}
-
-fn strings(v: &serde_json::Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_owned))
-        .collect()
-}
-
-/// API messages start in lower case; a sentence on a page does not.
-fn capitalise(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "signup/subdomain_check.html")]
-pub struct CheckFragment {
-    status: Availability,
-    preview: String,
-}
-
-#[derive(Deserialize)]
-pub struct CheckQuery {
-    #[serde(default)]
-    subdomain: String,
-}
-
-/// The live availability check while typing (the API's `wizard.checkSubdomain`).
-async fn subdomain_check(
-    State(state): State<AppState>,
-    Query(q): Query<CheckQuery>,
-) -> Result<CheckFragment, WebError> {
-    let wanted = q.subdomain.trim();
-    let mut status = if wanted.is_empty() {
-        Availability::default()
-    } else {
-        Availability::from(check(&state, wanted).await?)
-    };
-    status.error = status.error.map(|e| capitalise(&e));
-    Ok(CheckFragment {
-        status,
-        preview: preview(&state, wanted),
-    })
-}
-
 // Step 4: terms, then deploy ----------------------------------------------
 
 #[derive(Template, WebTemplate)]
@@ -645,15 +430,6 @@ async fn terms(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_suggestion_button_overrides_the_typed_subdomain() {
-        let typed = ("subdomain".to_owned(), "taken".to_owned());
-        let picked = ("subdomain".to_owned(), "taken-study".to_owned());
-        assert_eq!(chosen(&[typed.clone()]), "taken");
-        assert_eq!(chosen(&[typed, picked]), "taken-study");
-        assert_eq!(chosen(&[]), "");
-    }
 
     #[test]
     fn the_strength_indicator_names_the_rule_a_password_breaks() {
