@@ -17,6 +17,7 @@ pub mod layout;
 mod notifications;
 pub mod session;
 mod support;
+mod signup;
 
 use axum::extract::Request;
 use axum::http::header::{CONTENT_TYPE, COOKIE};
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(notifications::router())
         .merge(support::router())
+        .merge(signup::router())
 }
 
 /// Security headers on every page (the HTML 404 too: this wraps the whole

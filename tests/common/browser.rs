@@ -247,7 +247,10 @@ impl Browser {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.path().await.starts_with("/login") {
-            assert!(Instant::now() < deadline, "sign-in did not leave the login page");
+            assert!(
+                Instant::now() < deadline,
+                "sign-in did not leave the login page"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

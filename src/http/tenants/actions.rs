@@ -28,7 +28,7 @@ type Accepted = Result<(StatusCode, Json<TenantView>), ApiError>;
 
 /// Records an owner's action if the lifecycle rules allow it in the tenant's
 /// current state (read under a row lock, so two actions cannot both pass).
-async fn act(
+pub(crate) async fn act(
     state: &AppState,
     caller: &Caller,
     origin: &Origin,

@@ -14,6 +14,7 @@ use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{ApiQuery, Page, PageMeta, TenantPath};
 use crate::http::AppState;
 use crate::store::deployments::{self, DeploymentLog};
+use crate::store::tenants::Tenant;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -133,6 +134,16 @@ pub async fn deployment_status(
     path: TenantPath,
 ) -> Result<Json<DeploymentStatus>, ApiError> {
     let t = load_visible(&state, &caller, &path).await?;
+    Ok(Json(progress(&state, &caller, &t).await?))
+}
+
+/// Where the tenant's deployment stands (shared with the wizard's progress
+/// page); for its owner, once active, with a fresh setup claim link.
+pub(crate) async fn progress(
+    state: &AppState,
+    caller: &Caller,
+    t: &Tenant,
+) -> Result<DeploymentStatus, ApiError> {
     let status = t.status;
     let phase = match status {
         TenantStatus::Pending => "queued".to_owned(),
@@ -172,8 +183,8 @@ pub async fn deployment_status(
         None
     };
     let url = state.config.tenants.tenant_url(&t.subdomain);
-    let mut setup = setup_info(&state, &t);
-    add_claim_link(&state, &caller, &t, &mut setup).await?;
+    let mut setup = setup_info(state, t);
+    add_claim_link(state, caller, t, &mut setup).await?;
     let quick_start = setup.as_ref().map(|s| {
         vec![
             format!(
@@ -186,7 +197,7 @@ pub async fn deployment_status(
             format!("Your instance lives at {url}; manage it (stop, restart, destroy) from the platform."),
         ]
     });
-    Ok(Json(DeploymentStatus {
+    Ok(DeploymentStatus {
         tenant_id: t.id,
         phase,
         percentage,
@@ -200,5 +211,5 @@ pub async fn deployment_status(
         url,
         setup,
         quick_start,
-    }))
+    })
 }

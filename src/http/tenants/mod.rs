@@ -4,9 +4,9 @@
 //! see and act on their own tenants only; another member's tenant answers
 //! exactly as a missing one (404). Admins see all.
 
-mod actions;
+pub(crate) mod actions;
 mod create;
-mod deployments;
+pub(crate) mod deployments;
 mod read;
 
 use chrono::{DateTime, Utc};

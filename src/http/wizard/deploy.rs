@@ -2,7 +2,7 @@
 //! transaction; the person is signed in and the deployment queued.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use crate::http::client::Client;
 use crate::http::error::{ApiError, ErrorBody, OnConflict};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
-use crate::store::audit::{self, Entry};
+use crate::store::audit::{self, Entry, Origin};
 use crate::store::signup::{self, SignupSession};
 use crate::store::tenants::{self, NewTenant, Tenant};
 use crate::store::{users, StoreError};
@@ -123,21 +123,39 @@ pub async fn deploy(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DeployRequest>,
 ) -> Result<Response, ApiError> {
-    state.limits.wizard_deploy(&origin)?;
+    let (headers, tenant) = run(&state, &origin, &id, body).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        headers,
+        Json(deploy_view(&state, &tenant)),
+    )
+        .into_response())
+}
+
+/// The operation behind `wizard.deployTenant`, shared with the wizard's pages:
+/// the tenant, and the new session's Set-Cookie (empty for a repeated submit,
+/// which signs no one in).
+pub(crate) async fn run(
+    state: &AppState,
+    origin: &Origin,
+    id: &str,
+    body: DeployRequest,
+) -> Result<(HeaderMap, Tenant), ApiError> {
+    state.limits.wizard_deploy(origin)?;
     let configuration = configuration(body)?;
-    let session = load(&state, &id).await?;
+    let session = load(state, id).await?;
     let mut tx = state.pool.begin().await?;
     let session = signup::get_for_update(&mut tx, session.id).await?;
     if let Some(tenant_id) = session.tenant_id {
         // A double submit: the same tenant, and no second login from a session id.
         let tenant = tenants::get(&state.pool, TenantId(tenant_id)).await?;
-        return Ok((StatusCode::ACCEPTED, Json(deploy_view(&state, &tenant))).into_response());
+        return Ok((HeaderMap::new(), tenant));
     }
     usable(&session)?;
-    let (hash, subdomain) = completed(&state, &session)?;
-    room_for_unverified(&state, &mut tx).await?;
+    let (hash, subdomain) = completed(state, &session)?;
+    room_for_unverified(state, &mut tx).await?;
     let (user_id, tenant) =
-        create_account_and_tenant(&state, &mut tx, &session, hash, &subdomain).await?;
+        create_account_and_tenant(state, &mut tx, &session, hash, &subdomain).await?;
     tenants::set_signup_metadata(
         &mut tx,
         tenant.id,
@@ -151,22 +169,17 @@ pub async fn deploy(
     let entry = Entry::new(Some(user_id), "wizard.deploy")
         .on("tenant", tenant.id)
         .with(json!({ "subdomain": tenant.subdomain }));
-    audit::record(&mut *tx, &origin, entry).await?;
+    audit::record(&mut *tx, origin, entry).await?;
     tx.commit().await.on_conflict(|| {
         ApiError::conflict(
             "subdomain_taken",
             format!("subdomain \"{subdomain}\" was taken meanwhile"),
         )
     })?;
-    let (headers, _) = open_session(&state, user_id, false, &origin).await?;
-    send_verification_to(&state, user_id, &session.email).await?;
+    let (headers, _) = open_session(state, user_id, false, origin).await?;
+    send_verification_to(state, user_id, &session.email).await?;
     tracing::info!(tenant_id = %tenant.id, subdomain = %tenant.subdomain, "signup deployed");
-    Ok((
-        StatusCode::ACCEPTED,
-        headers,
-        Json(deploy_view(&state, &tenant)),
-    )
-        .into_response())
+    Ok((headers, tenant))
 }
 
 /// The member and their tenant (queued for deployment), in the caller's

@@ -3,10 +3,10 @@
 //! subdomain, terms), then deploy (`deploy`), which creates the user and the
 //! tenant in one transaction and signs the user in.
 
-mod deploy;
-mod session;
-mod steps;
-mod subdomain;
+pub(crate) mod deploy;
+pub(crate) mod session;
+pub(crate) mod steps;
+pub(crate) mod subdomain;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -74,7 +74,7 @@ fn session_view(s: &SignupSession) -> SessionView {
     }
 }
 
-async fn load(state: &AppState, id: &str) -> Result<SignupSession, ApiError> {
+pub(crate) async fn load(state: &AppState, id: &str) -> Result<SignupSession, ApiError> {
     let missing = || ApiError::NotFound("no such signup session".into());
     let id: Uuid = id.parse().map_err(|_| missing())?;
     match signup::get(&state.pool, id).await {
@@ -84,7 +84,7 @@ async fn load(state: &AppState, id: &str) -> Result<SignupSession, ApiError> {
     }
 }
 
-fn usable(s: &SignupSession) -> Result<(), ApiError> {
+pub(crate) fn usable(s: &SignupSession) -> Result<(), ApiError> {
     if s.login_required {
         return Err(ApiError::conflict(
             "account_exists",

@@ -13,7 +13,9 @@ use crate::http::client::Client;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
-use crate::store::{signup, users};
+use crate::store::audit::Origin;
+use crate::store::signup::{self, SignupSession};
+use crate::store::users;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -41,16 +43,8 @@ pub async fn create_session(
     Client(origin): Client,
     ApiJson(body): ApiJson<CreateSignup>,
 ) -> Result<(StatusCode, Json<SignupView>), ApiError> {
-    state.limits.signup(&origin)?;
-    let email = Email::parse(&body.email)
-        .map_err(|_| ApiError::validation("email", "format", "email must be an email address"))?;
-    let email = email.as_str();
-    // The same work on both paths (a lookup and an insert), so the answer time
-    // does not tell a stranger more than the answer does.
-    let exists = users::account_by_email(&state.pool, email).await?.is_some();
-    let ttl = chrono::Duration::minutes(state.config.accounts.signup_ttl_minutes);
-    let session = signup::create(&state.pool, email, exists, ttl).await?;
-    let (next, message) = if exists {
+    let session = open(&state, &origin, &body.email).await?;
+    let (next, message) = if session.login_required {
         (
             "login",
             "an account already exists for this email: log in instead",
@@ -65,6 +59,25 @@ pub async fn create_session(
         message: message.into(),
     };
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Opens a signup session for `email` (rate-limited per address); the session
+/// says `login_required` when the email already has an account. Shared by the
+/// API and the wizard's pages.
+pub(crate) async fn open(
+    state: &AppState,
+    origin: &Origin,
+    email: &str,
+) -> Result<SignupSession, ApiError> {
+    state.limits.signup(origin)?;
+    let email = Email::parse(email)
+        .map_err(|_| ApiError::validation("email", "format", "email must be an email address"))?;
+    let email = email.as_str();
+    // The same work on both paths (a lookup and an insert), so the answer time
+    // does not tell a stranger more than the answer does.
+    let exists = users::account_by_email(&state.pool, email).await?.is_some();
+    let ttl = chrono::Duration::minutes(state.config.accounts.signup_ttl_minutes);
+    Ok(signup::create(&state.pool, email, exists, ttl).await?)
 }
 
 /// Where a signup session stands.

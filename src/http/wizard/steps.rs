@@ -31,39 +31,58 @@ pub struct StepUpdate {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AccountStep {
-    password: String,
-    name: Option<String>,
+pub(crate) struct AccountStep {
+    pub(crate) password: String,
+    pub(crate) name: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UseStep {
-    intended_use: String,
-    other_text: Option<String>,
+pub(crate) struct UseStep {
+    pub(crate) intended_use: String,
+    pub(crate) other_text: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SubdomainStep {
-    subdomain: String,
+pub(crate) struct SubdomainStep {
+    pub(crate) subdomain: String,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TermsStep {
-    accepted: bool,
-    terms_version: String,
+pub(crate) struct TermsStep {
+    pub(crate) accepted: bool,
+    pub(crate) terms_version: String,
+}
+
+/// One step's input, typed.
+pub(crate) enum StepInput {
+    Account(AccountStep),
+    Use(UseStep),
+    Subdomain(SubdomainStep),
+    Terms(TermsStep),
+}
+
+impl StepInput {
+    fn step(&self) -> i32 {
+        match self {
+            Self::Account(_) => 1,
+            Self::Use(_) => 2,
+            Self::Subdomain(_) => 3,
+            Self::Terms(_) => 4,
+        }
+    }
 }
 
 /// What a saved step adds to the session's view.
 #[derive(Default)]
-struct Feedback {
-    strength: Option<Strength>,
-    suggestion: Option<Suggestion>,
+pub(crate) struct Feedback {
+    pub(crate) strength: Option<Strength>,
+    pub(crate) suggestion: Option<Suggestion>,
 }
 
-type Saved = Result<(SignupSession, Feedback), ApiError>;
+pub(crate) type Saved = Result<(SignupSession, Feedback), ApiError>;
 
 fn parse_step<T: DeserializeOwned>(data: Value, step: i32) -> Result<T, ApiError> {
     serde_json::from_value(data).map_err(|e| ApiError::Validation {
@@ -86,14 +105,30 @@ pub async fn update_session(
 ) -> Result<Json<SessionView>, ApiError> {
     let session = load(&state, &id).await?;
     usable(&session)?;
-    if !(1..=STEPS).contains(&body.step) {
+    may_fill(&session, body.step)?;
+    let input = match body.step {
+        1 => StepInput::Account(parse_step(body.data, 1)?),
+        2 => StepInput::Use(parse_step(body.data, 2)?),
+        3 => StepInput::Subdomain(parse_step(body.data, 3)?),
+        _ => StepInput::Terms(parse_step(body.data, 4)?),
+    };
+    let (saved, feedback) = save(&state, &origin, &session, input).await?;
+    let mut view = session_view(&saved);
+    view.strength = feedback.strength;
+    view.suggestion = feedback.suggestion;
+    Ok(Json(view))
+}
+
+/// Whether `step` may be filled in now: steps go in order, going back is fine.
+fn may_fill(session: &SignupSession, step: i32) -> Result<(), ApiError> {
+    if !(1..=STEPS).contains(&step) {
         return Err(ApiError::validation(
             "step",
             "range",
             "step must be 1, 2, 3 or 4",
         ));
     }
-    if body.step > session.steps_done + 1 {
+    if step > session.steps_done + 1 {
         let missing = session.steps_done + 1;
         return Err(ApiError::ConflictWith {
             code: "step_out_of_order",
@@ -101,16 +136,39 @@ pub async fn update_session(
             details: json!({ "missingStep": missing }),
         });
     }
-    let (saved, feedback) = match body.step {
-        1 => account(&state, &origin, &session, parse_step(body.data, 1)?).await?,
-        2 => intended_use(&state, &session, parse_step(body.data, 2)?).await?,
-        3 => subdomain(&state, &session, parse_step(body.data, 3)?).await?,
-        _ => terms(&state, &session, parse_step(body.data, 4)?).await?,
-    };
-    let mut view = session_view(&saved);
-    view.strength = feedback.strength;
-    view.suggestion = feedback.suggestion;
-    Ok(Json(view))
+    Ok(())
+}
+
+/// Records one step of the signup session `id`, with the same checks as
+/// `wizard.updateSession` (the wizard's pages call this).
+pub(crate) async fn fill(state: &AppState, origin: &Origin, id: &str, input: StepInput) -> Saved {
+    let session = load(state, id).await?;
+    usable(&session)?;
+    may_fill(&session, input.step())?;
+    save(state, origin, &session, input).await
+}
+
+async fn save(
+    state: &AppState,
+    origin: &Origin,
+    session: &SignupSession,
+    input: StepInput,
+) -> Saved {
+    match input {
+        StepInput::Account(step) => account(state, origin, session, step).await,
+        StepInput::Use(step) => intended_use(state, session, step).await,
+        StepInput::Subdomain(step) => subdomain(state, session, step).await,
+        StepInput::Terms(step) => terms(state, session, step).await,
+    }
+}
+
+/// The sandbox suggestion for people who only test or learn Fresco.
+pub(crate) fn sandbox_suggestion(state: &AppState, intended_use: &str) -> Option<Suggestion> {
+    matches!(intended_use, "testing" | "learning").then(|| Suggestion {
+        message: "To try Fresco or learn it, the public sandbox may be all you need; you can still go on."
+            .into(),
+        sandbox_url: state.config.accounts.sandbox_url.clone(),
+    })
 }
 
 /// Step 1: the password (hashed now, kept with the session) and a name. Each
@@ -177,13 +235,7 @@ async fn intended_use(state: &AppState, session: &SignupSession, step: UseStep) 
             ))
         }
     }
-    let suggestion = matches!(step.intended_use.as_str(), "testing" | "learning").then(|| {
-        Suggestion {
-            message: "To try Fresco or learn it, the public sandbox may be all you need; you can still go on."
-                .into(),
-            sandbox_url: state.config.accounts.sandbox_url.clone(),
-        }
-    });
+    let suggestion = sandbox_suggestion(state, &step.intended_use);
     let data = StepData::IntendedUse {
         intended_use: &step.intended_use,
         other,

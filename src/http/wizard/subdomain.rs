@@ -70,7 +70,8 @@ pub(super) async fn taken(state: &AppState, subdomain: &str) -> Result<bool, Api
         .is_empty())
 }
 
-async fn check(state: &AppState, wanted: &str) -> Result<SubdomainCheck, ApiError> {
+/// The answer of `wizard.checkSubdomain`, shared with the wizard's pages.
+pub(crate) async fn check(state: &AppState, wanted: &str) -> Result<SubdomainCheck, ApiError> {
     let mut answer = SubdomainCheck {
         subdomain: wanted.to_owned(),
         valid: true,
