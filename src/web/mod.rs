@@ -8,6 +8,7 @@
 //! only the platform's own scripts and styles (no inline script, style or
 //! `hx-on`).
 
+mod account;
 pub mod assets;
 mod auth;
 pub mod error;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(assets::router())
         .merge(landing::router())
         .merge(auth::router())
+        .merge(account::router())
 }
 
 /// Security headers on every page (the HTML 404 too: this wraps the whole
