@@ -74,7 +74,8 @@ pub struct KeysPage {
     layout: Layout,
     tab: SettingsTab,
     keys: Vec<KeyRow>,
-    name: String,
+    /// Not `name`: the field macro's own parameter is called that.
+    key_name: String,
     expires: String,
     lifetimes: &'static [(&'static str, &'static str, Option<i64>)],
     errors: FieldErrors,
@@ -87,7 +88,7 @@ impl KeysPage {
             layout: Layout::member("API keys · Settings", Section::Settings, caller),
             tab: SettingsTab::ApiKeys,
             keys: keys.into_iter().map(KeyRow::from).collect(),
-            name: String::new(),
+            key_name: String::new(),
             expires: "never".to_owned(),
             lifetimes: &LIFETIMES,
             errors,
@@ -160,7 +161,7 @@ async fn create(
         }
     }
     let mut page = KeysPage::new(&state, &caller, errors).await?;
-    page.name = form.name;
+    page.key_name = form.name;
     page.expires = form.expires;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }

@@ -28,7 +28,8 @@ use crate::web::session::Member;
 pub struct ProfilePage {
     layout: Layout,
     tab: SettingsTab,
-    name: String,
+    /// Not `name`: the field macro's own parameter is called that.
+    full_name: String,
     email: String,
     /// The address the account is confirmed as (the form may hold another).
     current_email: String,
@@ -42,7 +43,7 @@ impl ProfilePage {
         Self {
             layout: Layout::member("Profile · Settings", Section::Settings, caller),
             tab: SettingsTab::Profile,
-            name: account.name.clone().unwrap_or_default(),
+            full_name: account.name.clone().unwrap_or_default(),
             email: account.email.clone(),
             current_email: account.email.clone(),
             verified: account.email_verified_at.is_some(),
@@ -113,7 +114,7 @@ async fn save(
         }
     }
     let mut page = ProfilePage::new(&caller, &account, errors);
-    page.name = form.name;
+    page.full_name = form.name;
     page.email = form.email;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }

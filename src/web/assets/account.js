@@ -33,12 +33,18 @@
     if (next) next.focus();
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
+  function takeFragment() {
     var token = fragmentToken();
-    if (token) {
-      history.replaceState(null, "", window.location.pathname + window.location.search);
-      useToken(token);
-    }
+    if (!token) return;
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+    useToken(token);
+  }
+
+  // A link opened while its page is already on screen changes only the fragment.
+  window.addEventListener("hashchange", takeFragment);
+
+  document.addEventListener("DOMContentLoaded", function () {
+    takeFragment();
     var replace = document.querySelector("[data-replace-url]");
     if (replace) history.replaceState(null, "", replace.getAttribute("data-replace-url"));
   });
