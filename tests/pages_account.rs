@@ -145,22 +145,24 @@ async fn a_password_reset_by_the_emailed_link_replaces_the_old_password() {
     assert_eq!(url.fragment(), None, "the token left the address bar");
     assert_eq!(b.focused().await, "newPassword");
 
+    b.fill("#newPassword", NEW_PASSWORD).await;
+    b.wait_text("#newPassword-strength", "Strength", WAIT).await;
+    b.fill("#confirmPassword", NEW_PASSWORD).await;
+    b.check_page("reset-confirm").await;
+
     // A password the rules refuse comes back beside its field; the code stays.
     b.fill("#newPassword", "short").await;
     b.wait_text("#newPassword-strength", "Not accepted", WAIT).await;
     b.fill("#confirmPassword", "short").await;
     submit(&b, "form[action='/reset-password/confirm']").await;
-    let error = b
-        .wait_text("#newPassword-error", "at least", WAIT)
-        .await;
+    let error = b.wait_text("#newPassword-error", "at least", WAIT).await;
     assert!(error.contains("10 characters"), "{error}");
     let described = b.find("#newPassword").await.attr("aria-describedby").await.unwrap();
     assert!(described.unwrap().contains("newPassword-error"));
+    assert!(is_displayed(&b, "#token").await, "the code is kept, visibly");
 
     b.fill("#newPassword", NEW_PASSWORD).await;
-    b.wait_text("#newPassword-strength", "Strength", WAIT).await;
     b.fill("#confirmPassword", NEW_PASSWORD).await;
-    b.check_page("reset-confirm").await;
     submit(&b, "form[action='/reset-password/confirm']").await;
     wait_path(&b, "/login").await;
     b.wait_text(".notice", "password is reset", WAIT).await;
