@@ -97,7 +97,10 @@ async fn a_password_reset_by_the_emailed_link_replaces_the_old_password() {
         "a visible code field: {html}"
     );
     assert!(html.contains(r#"<label for="token">Reset code</label>"#));
-    assert!(html.contains("starts with “Token:” in the mail"), "a hint says where the code is");
+    assert!(
+        html.contains("starts with “Token:” in the mail"),
+        "a hint says where the code is"
+    );
 
     // The request's answer says nothing about whether the account exists.
     let no_redirects = reqwest::Client::builder()
@@ -128,7 +131,8 @@ async fn a_password_reset_by_the_emailed_link_replaces_the_old_password() {
     b.check_page("reset-request").await;
     b.fill("#email", &address).await;
     submit(&b, "form[action='/reset-password']").await;
-    b.wait_text(".notice", "reset link is on its way", WAIT).await;
+    b.wait_text(".notice", "reset link is on its way", WAIT)
+        .await;
 
     let mail = sink.wait_for(&address, WAIT).await;
     let link = mail.find_token(&p.base).expect("a link to the platform");
@@ -140,7 +144,10 @@ async fn a_password_reset_by_the_emailed_link_replaces_the_old_password() {
     b.goto(&link).await;
     b.wait_for("[data-token-field][hidden]", WAIT).await;
     assert!(!is_displayed(&b, "#token").await);
-    assert!(!is_displayed(&b, "#email").await, "the request form is hidden");
+    assert!(
+        !is_displayed(&b, "#email").await,
+        "the request form is hidden"
+    );
     let url = b.client.current_url().await.unwrap();
     assert_eq!(url.fragment(), None, "the token left the address bar");
     assert_eq!(b.focused().await, "newPassword");
@@ -152,14 +159,23 @@ async fn a_password_reset_by_the_emailed_link_replaces_the_old_password() {
 
     // A password the rules refuse comes back beside its field; the code stays.
     b.fill("#newPassword", "short").await;
-    b.wait_text("#newPassword-strength", "Not accepted", WAIT).await;
+    b.wait_text("#newPassword-strength", "Not accepted", WAIT)
+        .await;
     b.fill("#confirmPassword", "short").await;
     submit(&b, "form[action='/reset-password/confirm']").await;
     let error = b.wait_text("#newPassword-error", "at least", WAIT).await;
     assert!(error.contains("10 characters"), "{error}");
-    let described = b.find("#newPassword").await.attr("aria-describedby").await.unwrap();
+    let described = b
+        .find("#newPassword")
+        .await
+        .attr("aria-describedby")
+        .await
+        .unwrap();
     assert!(described.unwrap().contains("newPassword-error"));
-    assert!(is_displayed(&b, "#token").await, "the code is kept, visibly");
+    assert!(
+        is_displayed(&b, "#token").await,
+        "the code is kept, visibly"
+    );
 
     b.fill("#newPassword", NEW_PASSWORD).await;
     b.fill("#confirmPassword", NEW_PASSWORD).await;
@@ -167,7 +183,10 @@ async fn a_password_reset_by_the_emailed_link_replaces_the_old_password() {
     wait_path(&b, "/login").await;
     b.wait_text(".notice", "password is reset", WAIT).await;
 
-    assert_eq!(api_login(&p, &address, PASSWORD).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api_login(&p, &address, PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(api_login(&p, &address, NEW_PASSWORD).await, StatusCode::OK);
     b.sign_in(&address, NEW_PASSWORD).await;
     b.close().await;
@@ -192,18 +211,21 @@ async fn the_verification_link_marks_the_address_verified() {
     b.check_page("verify-email").await;
     b.fill("#token", "not-a-real-code").await;
     submit(&b, "form[action='/verify-email']").await;
-    b.wait_text("[role=alert]", "invalid, used or expired", WAIT).await;
+    b.wait_text("[role=alert]", "invalid, used or expired", WAIT)
+        .await;
     b.check_page("verify-email-error").await;
     submit(&b, "form[action='/verify-email/resend']").await;
     wait_path(&b, "/settings").await;
-    b.wait_text(".notice", "verification link is on its way", WAIT).await;
+    b.wait_text(".notice", "verification link is on its way", WAIT)
+        .await;
 
     let mail = sink.wait_for(&address, WAIT).await;
     let link = mail.find_token(&p.base).expect("a link to the platform");
     assert!(link.starts_with("/verify-email#token="), "{link}");
     b.goto(&link).await;
     wait_path(&b, "/settings").await;
-    b.wait_text(".notice", "email address is verified", WAIT).await;
+    b.wait_text(".notice", "email address is verified", WAIT)
+        .await;
     let verified: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("SELECT email_verified_at FROM users WHERE id = $1")
             .bind(m.id)
@@ -212,7 +234,10 @@ async fn the_verification_link_marks_the_address_verified() {
             .unwrap();
     assert!(verified.is_some(), "the row says verified");
     assert!(
-        b.client.find(Locator::Css("form[action='/verify-email/resend']")).await.is_err(),
+        b.client
+            .find(Locator::Css("form[action='/verify-email/resend']"))
+            .await
+            .is_err(),
         "nothing left to resend"
     );
     b.close().await;
@@ -236,7 +261,8 @@ async fn settings_change_the_password_and_show_a_pending_email_change() {
     assert_eq!(b.text("h1").await, "Settings");
     let current = b.find(".settings-nav a[aria-current=page]").await;
     assert_eq!(current.text().await.unwrap(), "Profile");
-    b.find(".settings-nav a[href='/settings/notifications']").await;
+    b.find(".settings-nav a[href='/settings/notifications']")
+        .await;
     b.check_page("settings-profile").await;
 
     // An email change needs the password, then waits for the new address.
@@ -244,17 +270,27 @@ async fn settings_change_the_password_and_show_a_pending_email_change() {
     b.fill("#email", &new_address).await;
     b.fill("#name", "Ada Researcher").await;
     submit(&b, "form[action='/settings/profile']").await;
-    b.wait_text("#currentPassword-error", "current password", WAIT).await;
+    b.wait_text("#currentPassword-error", "current password", WAIT)
+        .await;
     assert_eq!(
-        b.find("#email").await.prop("value").await.unwrap().as_deref(),
+        b.find("#email")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(new_address.as_str()),
         "the typed address is kept"
     );
     b.fill("#currentPassword", PASSWORD).await;
     submit(&b, "form[action='/settings/profile']").await;
-    b.wait_text(".notice", "sent a link to the new address", WAIT).await;
+    b.wait_text(".notice", "sent a link to the new address", WAIT)
+        .await;
     let pending = b.text(".settings-body .alert-info").await;
-    assert!(pending.contains(&format!("Pending change to {new_address}")), "{pending}");
+    assert!(
+        pending.contains(&format!("Pending change to {new_address}")),
+        "{pending}"
+    );
     let (name, pending_email): (Option<String>, Option<String>) =
         sqlx::query_as("SELECT name, pending_email FROM users WHERE id = $1")
             .bind(m.id)
@@ -275,15 +311,23 @@ async fn settings_change_the_password_and_show_a_pending_email_change() {
     b.wait_text("#newPassword-strength", "Strength", WAIT).await;
     b.fill("#confirmPassword", NEW_PASSWORD).await;
     submit(&b, "form[action='/settings/password']").await;
-    b.wait_text("#currentPassword-error", "not correct", WAIT).await;
+    b.wait_text("#currentPassword-error", "not correct", WAIT)
+        .await;
     b.fill("#currentPassword", PASSWORD).await;
     b.fill("#newPassword", NEW_PASSWORD).await;
     b.fill("#confirmPassword", NEW_PASSWORD).await;
     submit(&b, "form[action='/settings/password']").await;
     b.wait_text(".notice", "password is changed", WAIT).await;
-    assert_eq!(b.path().await, "/settings/password", "this session stays signed in");
+    assert_eq!(
+        b.path().await,
+        "/settings/password",
+        "this session stays signed in"
+    );
 
-    assert_eq!(api_login(&p, &address, PASSWORD).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        api_login(&p, &address, PASSWORD).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(api_login(&p, &address, NEW_PASSWORD).await, StatusCode::OK);
     let other = Browser::open(&p).await;
     other.sign_in(&address, NEW_PASSWORD).await;
@@ -312,7 +356,10 @@ async fn an_api_key_is_shown_once_works_and_is_revoked() {
     let field = b.wait_for("#new-key", WAIT).await;
     let key = field.prop("value").await.unwrap().unwrap();
     assert!(key.len() > 20, "{key}");
-    assert!(is_displayed(&b, "button[data-copy='#new-key']").await, "the copy button shows with JS");
+    assert!(
+        is_displayed(&b, "button[data-copy='#new-key']").await,
+        "the copy button shows with JS"
+    );
     b.check_page("api-key-created").await;
 
     let (status, me) = me_with_key(&p, &key).await;
@@ -325,7 +372,11 @@ async fn an_api_key_is_shown_once_works_and_is_revoked() {
     b.wait_for("table.keys", WAIT).await;
     let source = b.client.source().await.unwrap();
     assert!(!source.contains(&key), "the key is never shown again");
-    let rows = b.client.find_all(Locator::Css("table.keys tbody tr")).await.unwrap();
+    let rows = b
+        .client
+        .find_all(Locator::Css("table.keys tbody tr"))
+        .await
+        .unwrap();
     let mut ours = None;
     for row in rows {
         if row.text().await.unwrap().contains(&name) {
@@ -336,7 +387,12 @@ async fn an_api_key_is_shown_once_works_and_is_revoked() {
     let row = ours.expect("the new key is listed");
     assert!(row.text().await.unwrap().contains("Never"), "not used yet");
 
-    row.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
+    row.find(Locator::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     row.find(Locator::Css("button[type=submit]"))
         .await
         .unwrap()

@@ -56,7 +56,14 @@ pub async fn change_password(
     Client(origin): Client,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
-    change(&state, &caller, &origin, body.current_password, body.new_password).await?;
+    change(
+        &state,
+        &caller,
+        &origin,
+        body.current_password,
+        body.new_password,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

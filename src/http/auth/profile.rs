@@ -58,7 +58,9 @@ pub async fn update_me(
     Client(origin): Client,
     ApiJson(body): ApiJson<ProfileUpdate>,
 ) -> Result<Json<UserView>, ApiError> {
-    Ok(Json(update_profile(&state, &caller, &origin, body).await?.into()))
+    Ok(Json(
+        update_profile(&state, &caller, &origin, body).await?.into(),
+    ))
 }
 
 /// Changes the name and/or asks for an email change (checked against the

@@ -132,7 +132,9 @@ async fn create(
     PageForm(form): PageForm<CreateForm>,
 ) -> Result<Response, WebError> {
     let mut errors = FieldErrors::new();
-    let lifetime = LIFETIMES.iter().find(|(value, _, _)| *value == form.expires);
+    let lifetime = LIFETIMES
+        .iter()
+        .find(|(value, _, _)| *value == form.expires);
     match lifetime {
         None => errors.add("expires", "Choose when the key stops working."),
         Some((_, _, days)) => {
@@ -143,7 +145,11 @@ async fn create(
             match create_key(&state, &caller, &origin, body).await {
                 Ok(key) => {
                     let page = CreatedPage {
-                        layout: Layout::member("New API key · Settings", Section::Settings, &caller),
+                        layout: Layout::member(
+                            "New API key · Settings",
+                            Section::Settings,
+                            &caller,
+                        ),
                         tab: SettingsTab::ApiKeys,
                         expires: key.expires_at.as_ref().map(when),
                         key,

@@ -126,11 +126,9 @@ async fn confirm(
     if errors.is_empty() {
         match reset(&state, &origin, token, form.new_password).await {
             Ok(()) => {
-                return Ok((
-                    [Notice::PasswordReset.cookie()],
-                    Redirect::to("/login"),
+                return Ok(
+                    ([Notice::PasswordReset.cookie()], Redirect::to("/login")).into_response()
                 )
-                    .into_response())
             }
             Err(e) => errors.absorb(e)?,
         }

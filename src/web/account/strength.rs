@@ -14,10 +14,10 @@ use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 
-use crate::web::form::PageForm;
-use crate::web::session::Member;
 use crate::domain::password;
 use crate::http::AppState;
+use crate::web::form::PageForm;
+use crate::web::session::Member;
 
 /// What the indicator shows for one candidate password.
 pub struct StrengthView {
@@ -102,8 +102,18 @@ mod tests {
         let strong = StrengthView::of("violet-tundra-42-kettle!", "a@b.c").unwrap();
         assert!(strong.problem.is_none());
         assert!(strong.score >= 3, "{}", strong.label);
-        let html = StrengthPartial { strength: Some(strong) }.render().unwrap();
-        assert!(html.contains("strength-bar") && html.contains("strong"), "{html}");
-        assert_eq!(StrengthPartial { strength: None }.render().unwrap().trim(), "");
+        let html = StrengthPartial {
+            strength: Some(strong),
+        }
+        .render()
+        .unwrap();
+        assert!(
+            html.contains("strength-bar") && html.contains("strong"),
+            "{html}"
+        );
+        assert_eq!(
+            StrengthPartial { strength: None }.render().unwrap().trim(),
+            ""
+        );
     }
 }

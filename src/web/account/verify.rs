@@ -47,7 +47,9 @@ impl VerifyPage {
             Some(c) => Some(users::account(&state.pool, c.user.id).await?),
             None => None,
         };
-        let unverified = account.as_ref().is_some_and(|a| a.email_verified_at.is_none());
+        let unverified = account
+            .as_ref()
+            .is_some_and(|a| a.email_verified_at.is_none());
         let pending_email = account.as_ref().and_then(|a| a.pending_email.clone());
         Ok(Self {
             layout: Layout::new("Confirm your email address", Section::Account).signed_in(caller),
@@ -95,7 +97,11 @@ async fn confirm(
             Ok(()) => {
                 // Signed in, the profile shows the verified address; otherwise
                 // the next step is signing in.
-                let next = if caller.is_some() { "/settings" } else { "/login" };
+                let next = if caller.is_some() {
+                    "/settings"
+                } else {
+                    "/login"
+                };
                 return Ok(([Notice::EmailVerified.cookie()], Redirect::to(next)).into_response());
             }
             Err(e) => errors.absorb(e)?,
@@ -110,7 +116,11 @@ async fn resend(
     Member(caller): Member,
 ) -> Result<Response, WebError> {
     resend_verification(&state, &caller).await?;
-    Ok(([Notice::VerificationSent.cookie()], Redirect::to("/settings")).into_response())
+    Ok((
+        [Notice::VerificationSent.cookie()],
+        Redirect::to("/settings"),
+    )
+        .into_response())
 }
 
 pub fn router() -> Router<AppState> {
