@@ -102,6 +102,25 @@ async fn a_password_reset_by_the_emailed_link_replaces_the_old_password() {
         "a hint says where the code is"
     );
 
+    // The strength indicator's answer is the partial alone, for htmx to swap in.
+    let partial = p
+        .http
+        .post(p.url("/password-strength"))
+        .header("HX-Request", "true")
+        .form(&[("newPassword", "short")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(partial.contains("Not accepted"), "{partial}");
+    assert!(!partial.contains("<html"), "{partial}");
+    assert!(
+        html.contains(r#"hx-params="newPassword""#),
+        "only the new password goes to the indicator"
+    );
+
     // The request's answer says nothing about whether the account exists.
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
