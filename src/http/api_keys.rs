@@ -14,7 +14,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use super::ApiRouter;
 use crate::http::AppState;
-use crate::store::audit::{self, Entry};
+use crate::store::audit::{self, Entry, Origin};
 use crate::store::users::{self, ApiKeyInfo};
 use utoipa_axum::routes;
 
@@ -70,6 +70,18 @@ pub async fn create(
     Client(origin): Client,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let view = create_key(&state, &caller, &origin, body).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Checks the name and expiry, stores the key's hash and records it; the one
+/// answer that holds the full key. Shared by the API and the settings page.
+pub(crate) async fn create_key(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    body: CreateKey,
+) -> Result<CreatedKey, ApiError> {
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::validation(
@@ -91,18 +103,17 @@ pub async fn create(
     tx.commit().await?;
     audit::record(
         &state.pool,
-        &origin,
+        origin,
         Entry::new(Some(caller.user.id), "key.create").on("api_key", key.id),
     )
     .await?;
-    let view = CreatedKey {
+    Ok(CreatedKey {
         id: key.id,
         name: name.to_owned(),
         prefix: key.prefix.clone(),
         key: key.secret,
         expires_at: body.expires_at,
-    };
-    Ok((StatusCode::CREATED, Json(view)))
+    })
 }
 
 /// Revokes one of the caller's keys.
@@ -115,6 +126,18 @@ pub async fn revoke(
     Client(origin): Client,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    revoke_key(&state, &caller, &origin, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes one of the caller's live keys (anything else is a 404) and records
+/// it. Shared by the API and the settings page.
+pub(crate) async fn revoke_key(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    id: &str,
+) -> Result<(), ApiError> {
     let missing = || ApiError::NotFound("no such API key".into());
     let id: Uuid = id.parse().map_err(|_| missing())?;
     if !users::revoke_api_key(&state.pool, caller.user.id, id).await? {
@@ -122,9 +145,9 @@ pub async fn revoke(
     }
     audit::record(
         &state.pool,
-        &origin,
+        origin,
         Entry::new(Some(caller.user.id), "key.revoke").on("api_key", id),
     )
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

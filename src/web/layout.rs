@@ -81,7 +81,9 @@ pub enum Notice {
     SignedIn,
     PasswordChanged,
     PasswordResetSent,
+    PasswordReset,
     EmailVerified,
+    VerificationSent,
     EmailChangeSent,
     ProfileSaved,
     ActionRequested,
@@ -96,12 +98,14 @@ pub enum Notice {
 const NOTICE_COOKIE: &str = "fp_notice";
 
 impl Notice {
-    const ALL: [Notice; 14] = [
+    const ALL: [Notice; 16] = [
         Self::SignedOut,
         Self::SignedIn,
         Self::PasswordChanged,
         Self::PasswordResetSent,
+        Self::PasswordReset,
         Self::EmailVerified,
+        Self::VerificationSent,
         Self::EmailChangeSent,
         Self::ProfileSaved,
         Self::ActionRequested,
@@ -119,6 +123,8 @@ impl Notice {
             Self::SignedIn => "signed-in",
             Self::PasswordChanged => "password-changed",
             Self::PasswordResetSent => "reset-sent",
+            Self::PasswordReset => "password-reset",
+            Self::VerificationSent => "verification-sent",
             Self::EmailVerified => "email-verified",
             Self::EmailChangeSent => "email-change-sent",
             Self::ProfileSaved => "profile-saved",
@@ -140,7 +146,13 @@ impl Notice {
             Self::PasswordResetSent => {
                 "If an account uses that address, a reset link is on its way. It works for one hour."
             }
+            Self::PasswordReset => {
+                "Your password is reset; every session and API key was revoked. Sign in with the new password."
+            }
             Self::EmailVerified => "Your email address is verified.",
+            Self::VerificationSent => {
+                "A new verification link is on its way to your address. Open it to confirm the address."
+            }
             Self::EmailChangeSent => {
                 "We sent a link to the new address. The change takes effect when you open it."
             }

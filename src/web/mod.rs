@@ -8,6 +8,7 @@
 //! only the platform's own scripts and styles (no inline script, style or
 //! `hx-on`).
 
+mod account;
 pub mod assets;
 mod auth;
 pub mod error;
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .merge(notifications::router())
         .merge(support::router())
         .merge(signup::router())
+        .merge(account::router())
 }
 
 /// Security headers on every page (the HTML 404 too: this wraps the whole

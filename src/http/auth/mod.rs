@@ -4,10 +4,10 @@
 //! async runtime, one hash per core at most; opening a session, emailed links)
 //! are shared with the wizard.
 
-mod password;
-mod profile;
+pub(crate) mod password;
+pub(crate) mod profile;
 pub(crate) mod session;
-mod verification;
+pub(crate) mod verification;
 
 pub(crate) use verification::send_verification_to;
 

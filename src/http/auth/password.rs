@@ -13,7 +13,7 @@ use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
 use crate::mail::OutgoingMail;
-use crate::store::audit::{self, Entry};
+use crate::store::audit::{self, Entry, Origin};
 use crate::store::sessions::{self, TokenPurpose};
 use crate::store::users;
 
@@ -56,26 +56,46 @@ pub async fn change_password(
     Client(origin): Client,
     ApiJson(body): ApiJson<PasswordChange>,
 ) -> Result<StatusCode, ApiError> {
+    change(
+        &state,
+        &caller,
+        &origin,
+        body.current_password,
+        body.new_password,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks the current password, sets the new one and ends the user's other
+/// sessions. Shared by the API and the settings page.
+pub(crate) async fn change(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    current_password: String,
+    new_password: String,
+) -> Result<(), ApiError> {
     state.limits.password_change(caller.user.id)?;
     let account = users::account(&state.pool, caller.user.id).await?;
-    if !verify_password(body.current_password, account.password_hash.clone()).await? {
+    if !verify_password(current_password, account.password_hash.clone()).await? {
         return Err(ApiError::validation(
             "currentPassword",
             "matches",
             "the current password is not correct",
         ));
     }
-    check_password(&body.new_password, &account.email, "newPassword")?;
-    let hash = hash_password(body.new_password).await?;
+    check_password(&new_password, &account.email, "newPassword")?;
+    let hash = hash_password(new_password).await?;
     users::set_password(&state.pool, account.id, &hash).await?;
     sessions::revoke_all(&state.pool, account.id, caller.session_id()).await?;
     audit::record(
         &state.pool,
-        &origin,
+        origin,
         Entry::new(Some(account.id), "auth.password_changed"),
     )
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Scores a candidate password (0–4) for a strength indicator; stores nothing.
@@ -97,8 +117,25 @@ pub async fn request_reset(
     Client(origin): Client,
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    state.limits.reset_request(&origin, &body.email)?;
-    if let Some(account) = users::account_by_email(&state.pool, body.email.trim()).await? {
+    send_reset(&state, &origin, &body.email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: "if an account exists for that email, a reset link is on its way".into(),
+        }),
+    ))
+}
+
+/// Mails a reset link when an account uses `email`; does the same work and
+/// answers the same either way (only the rate limit can refuse). Shared by the
+/// API and the reset page.
+pub(crate) async fn send_reset(
+    state: &AppState,
+    origin: &Origin,
+    email: &str,
+) -> Result<(), ApiError> {
+    state.limits.reset_request(origin, email)?;
+    if let Some(account) = users::account_by_email(&state.pool, email.trim()).await? {
         let ttl = chrono::Duration::minutes(state.config.accounts.password_reset_ttl_minutes);
         let token = sessions::issue_email_token(
             &state.pool,
@@ -116,23 +153,18 @@ pub async fn request_reset(
                  Open this link within {} minutes to choose a new one:\n{}\n\nToken: {token}\n\n\
                  If it was not you, ignore this message; your password stays as it is.\n",
                 ttl.num_minutes(),
-                link(&state, "reset-password", &token)
+                link(state, "reset-password", &token)
             ),
         };
-        send_later(&state, mail);
+        send_later(state, mail);
         audit::record(
             &state.pool,
-            &origin,
+            origin,
             Entry::new(Some(account.id), "auth.password_reset_requested"),
         )
         .await?;
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            message: "if an account exists for that email, a reset link is on its way".into(),
-        }),
-    ))
+    Ok(())
 }
 
 /// Sets a new password from an emailed token; every session and API key of the
@@ -147,19 +179,30 @@ pub async fn confirm_reset(
     Client(origin): Client,
     ApiJson(body): ApiJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    state.limits.reset_confirm(&origin)?;
+    reset(&state, &origin, &body.token, body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets a new password from an emailed token and ends every session and API
+/// key of the user. Shared by the API and the reset page.
+pub(crate) async fn reset(
+    state: &AppState,
+    origin: &Origin,
+    token: &str,
+    new_password: String,
+) -> Result<(), ApiError> {
+    state.limits.reset_confirm(origin)?;
     // Check the password first, so a bad one does not burn the token.
-    let Some(account) = peek_reset_account(&state, &body.token).await? else {
+    let Some(account) = peek_reset_account(state, token).await? else {
         return Err(ApiError::BadRequest(
             "this reset link is invalid, used or expired; ask for a new one".into(),
         ));
     };
-    check_password(&body.new_password, &account.email, "newPassword")?;
+    check_password(&new_password, &account.email, "newPassword")?;
     // Hashed before the token is used: a busy refusal (503) leaves the link valid.
-    let hash = hash_password(body.new_password).await?;
+    let hash = hash_password(new_password).await?;
     let Some((user_id, sent_to)) =
-        sessions::consume_email_token(&state.pool, &body.token, TokenPurpose::PasswordReset)
-            .await?
+        sessions::consume_email_token(&state.pool, token, TokenPurpose::PasswordReset).await?
     else {
         return Err(ApiError::BadRequest(
             "this reset link is invalid, used or expired; ask for a new one".into(),
@@ -169,16 +212,16 @@ pub async fn confirm_reset(
     sessions::revoke_all(&state.pool, user_id, None).await?;
     let revoked = users::revoke_all_api_keys(&state.pool, user_id).await?;
     users::mark_email_verified(&state.pool, user_id, &sent_to).await?;
-    send_later(&state, reset_done_mail(&sent_to, &revoked));
+    send_later(state, reset_done_mail(&sent_to, &revoked));
     let keys: Vec<&str> = revoked.iter().map(|(_, prefix)| prefix.as_str()).collect();
     audit::record(
         &state.pool,
-        &origin,
+        origin,
         Entry::new(Some(user_id), "auth.password_reset")
             .with(serde_json::json!({ "revokedKeys": keys })),
     )
     .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Tells the owner the reset happened and which API keys it revoked.

@@ -19,7 +19,7 @@ use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
 use crate::mail::OutgoingMail;
-use crate::store::audit::{self, Entry};
+use crate::store::audit::{self, Entry, Origin};
 use crate::store::users;
 
 use super::send_later;
@@ -58,6 +58,20 @@ pub async fn update_me(
     Client(origin): Client,
     ApiJson(body): ApiJson<ProfileUpdate>,
 ) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(
+        update_profile(&state, &caller, &origin, body).await?.into(),
+    ))
+}
+
+/// Changes the name and/or asks for an email change (checked against the
+/// current password); the account as it is afterwards. Shared by the API and
+/// the settings page.
+pub(crate) async fn update_profile(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    body: ProfileUpdate,
+) -> Result<users::Account, ApiError> {
     let name = body.name.as_deref().map(str::trim);
     if name.is_some_and(|n| n.is_empty() || n.chars().count() > 100) {
         return Err(ApiError::validation(
@@ -93,20 +107,18 @@ pub async fn update_me(
                 "the current password is not correct",
             ));
         }
-        request_email_change(&state, &account, new_email.as_str()).await?;
+        request_email_change(state, &account, new_email.as_str()).await?;
     }
     if let Some(name) = name {
         users::set_name(&state.pool, account.id, name).await?;
     }
     audit::record(
         &state.pool,
-        &origin,
+        origin,
         Entry::new(Some(caller.user.id), "auth.profile_updated"),
     )
     .await?;
-    Ok(Json(
-        users::account(&state.pool, caller.user.id).await?.into(),
-    ))
+    Ok(users::account(&state.pool, caller.user.id).await?)
 }
 
 /// Keeps the new address as pending and mails both addresses (off the request

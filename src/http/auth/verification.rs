@@ -12,7 +12,7 @@ use crate::http::error::{ApiError, ErrorBody, OnConflict};
 use crate::http::extract::ApiJson;
 use crate::http::AppState;
 use crate::mail::OutgoingMail;
-use crate::store::audit::{self, Entry};
+use crate::store::audit::{self, Entry, Origin};
 use crate::store::sessions::{self, TokenPurpose};
 use crate::store::users::{self, Verified};
 
@@ -56,6 +56,21 @@ pub async fn request_verification(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    let email = resend_verification(&state, &caller).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            message: format!("a verification link was sent to {email}"),
+        }),
+    ))
+}
+
+/// Mails the caller a new link for the account's own address, unless it is
+/// verified already; the address it went to. Shared by the API and the pages.
+pub(crate) async fn resend_verification(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<String, ApiError> {
     state.limits.user_action(caller.user.id, "requests")?;
     let account = users::account(&state.pool, caller.user.id).await?;
     if account.email_verified_at.is_some() {
@@ -64,13 +79,8 @@ pub async fn request_verification(
             "this email address is already verified",
         ));
     }
-    send_verification_to(&state, account.id, &account.email).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Accepted {
-            message: format!("a verification link was sent to {}", account.email),
-        }),
-    ))
+    send_verification_to(state, account.id, &account.email).await?;
+    Ok(account.email)
 }
 
 /// Confirms an email address from an emailed token: the account's address, or
@@ -83,13 +93,25 @@ pub async fn confirm_verification(
     Client(origin): Client,
     ApiJson(body): ApiJson<TokenConfirm>,
 ) -> Result<StatusCode, ApiError> {
+    confirm_email(&state, &origin, &body.token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Uses an emailed verification token: marks the address verified, or
+/// switches the account to the pending address it proves. Shared by the API
+/// and the verification page.
+pub(crate) async fn confirm_email(
+    state: &AppState,
+    origin: &Origin,
+    token: &str,
+) -> Result<(), ApiError> {
     let invalid = || {
         ApiError::BadRequest(
             "this verification link is invalid, used or expired; ask for a new one".into(),
         )
     };
     let (user_id, email) =
-        sessions::consume_email_token(&state.pool, &body.token, TokenPurpose::VerifyEmail)
+        sessions::consume_email_token(&state.pool, token, TokenPurpose::VerifyEmail)
             .await?
             .ok_or_else(invalid)?;
     let action = match users::mark_email_verified(&state.pool, user_id, &email)
@@ -104,6 +126,6 @@ pub async fn confirm_verification(
         Verified::Switched { .. } => "auth.email_changed",
         Verified::Stale => return Err(invalid()),
     };
-    audit::record(&state.pool, &origin, Entry::new(Some(user_id), action)).await?;
-    Ok(StatusCode::NO_CONTENT)
+    audit::record(&state.pool, origin, Entry::new(Some(user_id), action)).await?;
+    Ok(())
 }
