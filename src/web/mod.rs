@@ -8,7 +8,7 @@
 //! only the platform's own scripts and styles (no inline script, style or
 //! `hx-on`).
 
-mod account;
+pub(crate) mod account;
 pub mod assets;
 mod auth;
 pub mod error;

@@ -9,7 +9,7 @@ use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
@@ -20,7 +20,6 @@ use super::super::session::Member;
 use super::{
     capitalise, current, forget_session, frame, from_our_pages, keep_session, refused, session_for,
 };
-use crate::domain::password;
 use crate::http::client::Client;
 use crate::http::error::ApiError;
 use crate::http::wizard::deploy::{self, DeployRequest};
@@ -32,49 +31,17 @@ use crate::http::wizard::usable;
 use crate::http::AppState;
 use crate::store::audit::Origin;
 use crate::store::signup::SignupSession;
+use crate::web::account::strength::StrengthView;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/signup", get(account_page).post(account))
-        .route("/signup/password-strength", post(strength))
         .route("/signup/use", get(use_page).post(intended_use))
         .route("/signup/sandbox", get(sandbox_page))
         .route("/signup/terms", get(terms_page).post(terms))
 }
 
 // Step 1: account ----------------------------------------------------------
-
-/// zxcvbn's score in words, for the strength indicator.
-pub struct StrengthView {
-    pub score: u8,
-    pub label: &'static str,
-    pub warning: Option<String>,
-    pub suggestions: Vec<String>,
-}
-
-fn strength_view(password: &str, email: &str) -> Option<StrengthView> {
-    if password.is_empty() {
-        return None;
-    }
-    let s = password::strength(password, email);
-    let label = match s.score {
-        0 => "Very weak",
-        1 => "Weak",
-        2 => "Fair",
-        3 => "Good",
-        _ => "Strong",
-    };
-    let mut suggestions = s.suggestions;
-    if let Err(e) = password::check(password, email) {
-        suggestions.insert(0, format!("Your {e}."));
-    }
-    Some(StrengthView {
-        score: s.score,
-        label,
-        warning: s.warning,
-        suggestions,
-    })
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "signup/account.html")]
@@ -149,7 +116,7 @@ async fn account(
             Err(e) => errors.absorb(e)?,
         }
     }
-    let strength = strength_view(&form.password, &form.email);
+    let strength = StrengthView::of(&form.password, &form.email);
     Ok(refused(AccountPage {
         layout: frame("Create your account", member, &headers),
         step: 1,
@@ -194,27 +161,6 @@ async fn save_account(
     )
     .await?;
     Ok(Ok(saved.id))
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "signup/strength.html")]
-pub struct StrengthFragment {
-    strength: Option<StrengthView>,
-}
-
-#[derive(Deserialize)]
-pub struct StrengthForm {
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    email: String,
-}
-
-/// The live strength indicator (the API's scoring; stores nothing).
-async fn strength(PageForm(form): PageForm<StrengthForm>) -> StrengthFragment {
-    StrengthFragment {
-        strength: strength_view(&form.password, &form.email),
-    }
 }
 
 // Step 2: intended use ----------------------------------------------------
@@ -425,22 +371,4 @@ async fn terms(
         subdomain: session.subdomain.unwrap_or_default(),
         errors,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_strength_indicator_names_the_rule_a_password_breaks() {
-        assert!(strength_view("", "a@b.c").is_none());
-        let short = strength_view("abc", "a@b.c").unwrap();
-        assert!(
-            short.suggestions[0].contains("at least"),
-            "{:?}",
-            short.suggestions
-        );
-        let strong = strength_view("violet-tundra-42-kettle!", "a@b.c").unwrap();
-        assert!(strong.score >= 3 && strong.label != "Weak");
-    }
 }
