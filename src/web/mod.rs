@@ -12,6 +12,7 @@ pub mod assets;
 mod auth;
 pub mod error;
 pub mod form;
+mod instances;
 mod landing;
 pub mod layout;
 pub mod session;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(assets::router())
         .merge(landing::router())
         .merge(auth::router())
+        .merge(instances::router())
 }
 
 /// Security headers on every page (the HTML 404 too: this wraps the whole
