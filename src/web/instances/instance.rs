@@ -31,6 +31,9 @@ pub const RANGES: [(&str, &str, i64); 4] = [
     ("7d", "7 days", 7 * 24 * 3600),
 ];
 
+/// Memory is charted in MiB, so its axis gets round numbers of them.
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// At most this many points per chart.
 const MAX_POINTS: i64 = 300;
 
@@ -116,9 +119,9 @@ pub async fn build(
         .collect();
     let memory: Vec<_> = points
         .iter()
-        .map(|p| (p.at, p.memory_bytes as f64))
+        .map(|p| (p.at, p.memory_bytes as f64 / MIB))
         .collect();
-    let memory_limit = points.last().map(|p| p.memory_limit_bytes as f64);
+    let memory_limit = points.last().map(|p| p.memory_limit_bytes as f64 / MIB);
     let charts = vec![
         chart::draw(
             Series {
@@ -136,7 +139,7 @@ pub async fn build(
                 name: "memory",
                 title: "Memory",
                 values: &memory,
-                format: human_bytes,
+                format: |mib| human_bytes(mib * MIB),
                 limit: memory_limit,
             },
             from,
