@@ -81,7 +81,8 @@ async fn dashboard_stops_and_starts_with_live_badges_and_destroy_needs_the_typed
     assert!(b.text(".instance-grid").await.contains(&sub));
     b.check_page("dashboard-grid").await;
     click(&b, ".view-toggle a:not([aria-current])").await;
-    b.wait_for(".table-wrap table", Duration::from_secs(5)).await;
+    b.wait_for(".table-wrap table", Duration::from_secs(5))
+        .await;
     assert_eq!(b.path().await, "/dashboard?view=list");
     assert_eq!(b.text(&badge).await, "Running");
     b.check_page("dashboard-list").await;
@@ -101,15 +102,23 @@ async fn dashboard_stops_and_starts_with_live_badges_and_destroy_needs_the_typed
         .await
         .unwrap();
     click(&b, &format!("form[action='/instances/{id}/stop'] button")).await;
-    b.wait_text(&format!("#result-{id}"), "Stop requested", Duration::from_secs(10))
-        .await;
+    b.wait_text(
+        &format!("#result-{id}"),
+        "Stop requested",
+        Duration::from_secs(10),
+    )
+    .await;
     b.wait_text(&badge, "Stopped", SETTLE).await;
     assert!(no_reload_flag(&b).await, "the page reloaded");
     assert_eq!(tenant_row(&p, &id).await.0, "stopped");
     // Stopping a stopped instance is refused as an alert beside it.
     click(&b, &format!("form[action='/instances/{id}/stop'] button")).await;
-    b.wait_text(&format!("#result-{id} [role=alert]"), "already stopped", Duration::from_secs(10))
-        .await;
+    b.wait_text(
+        &format!("#result-{id} [role=alert]"),
+        "already stopped",
+        Duration::from_secs(10),
+    )
+    .await;
     click(&b, &format!("form[action='/instances/{id}/start'] button")).await;
     b.wait_text(&badge, "Running", SETTLE).await;
     assert!(no_reload_flag(&b).await, "the page reloaded");
@@ -122,12 +131,24 @@ async fn dashboard_stops_and_starts_with_live_badges_and_destroy_needs_the_typed
     b.fill("#confirm", "not-the-subdomain").await;
     click(&b, "form[action$='/destroy'] button[type=submit]").await;
     let error = b
-        .wait_text("#confirm-error", "not this instance's subdomain", Duration::from_secs(10))
+        .wait_text(
+            "#confirm-error",
+            "not this instance's subdomain",
+            Duration::from_secs(10),
+        )
         .await;
     assert!(error.contains(&sub), "{error}");
-    let described = b.find("#confirm").await.attr("aria-describedby").await.unwrap();
+    let described = b
+        .find("#confirm")
+        .await
+        .attr("aria-describedby")
+        .await
+        .unwrap();
     assert!(described.unwrap_or_default().contains("confirm-error"));
-    assert_eq!(tenant_row(&p, &id).await, ("active".into(), "running".into()));
+    assert_eq!(
+        tenant_row(&p, &id).await,
+        ("active".into(), "running".into())
+    );
     b.fill("#confirm", &sub).await;
     click(&b, "form[action$='/destroy'] button[type=submit]").await;
     b.wait_text(".notice", "being destroyed", Duration::from_secs(10))
@@ -135,7 +156,10 @@ async fn dashboard_stops_and_starts_with_live_badges_and_destroy_needs_the_typed
     assert_eq!(b.path().await, "/dashboard");
     let (status, desired) = tenant_row(&p, &id).await;
     assert_eq!(desired, "destroyed");
-    assert!(matches!(status.as_str(), "destroying" | "destroyed"), "{status}");
+    assert!(
+        matches!(status.as_str(), "destroying" | "destroyed"),
+        "{status}"
+    );
     b.close().await;
     p.cleanup().await;
 }
@@ -206,7 +230,13 @@ async fn instance_page_charts_settings_and_who_may_see_it() {
     assert!(summary.contains("maximum 209 MiB"), "{summary}");
     let labelled = charts[1].attr("aria-labelledby").await.unwrap().unwrap();
     assert!(labelled.contains("chart-memory-summary"), "{labelled}");
-    assert!(b.find("svg polyline.series-cpu").await.attr("points").await.unwrap().is_some());
+    assert!(b
+        .find("svg polyline.series-cpu")
+        .await
+        .attr("points")
+        .await
+        .unwrap()
+        .is_some());
     let fallback_rows = b
         .client
         .find_all(fantoccini::Locator::Css("details.table-fallback tbody tr"))
@@ -218,17 +248,19 @@ async fn instance_page_charts_settings_and_who_may_see_it() {
     b.check_page("instance").await;
     b.goto(&format!("{page}?range=7d")).await;
     assert_eq!(
-        b.find("a[aria-current='true'][href$='range=7d']").await.text().await.unwrap(),
+        b.find("a[aria-current='true'][href$='range=7d']")
+            .await
+            .text()
+            .await
+            .unwrap(),
         "7 days"
     );
 
     // Settings: sandbox mode on recreates the container with the new env.
-    let before = p
-        .container(&id)
+    let before = p.container(&id).await.and_then(|c| c.id).unwrap();
+    assert!(!container_env(&p, &id)
         .await
-        .and_then(|c| c.id)
-        .unwrap();
-    assert!(!container_env(&p, &id).await.contains(&"SANDBOX_MODE=true".to_owned()));
+        .contains(&"SANDBOX_MODE=true".to_owned()));
     b.goto(&format!("{page}/settings")).await;
     b.check_page("instance-settings").await;
     click(&b, "#sandbox_mode").await;
@@ -237,26 +269,34 @@ async fn instance_page_charts_settings_and_who_may_see_it() {
         .await;
     assert_eq!(b.path().await, page);
     let deadline = Instant::now() + SETTLE;
-    while !container_env(&p, &id).await.contains(&"SANDBOX_MODE=true".to_owned()) {
-        assert!(Instant::now() < deadline, "the container never got SANDBOX_MODE=true");
+    while !container_env(&p, &id)
+        .await
+        .contains(&"SANDBOX_MODE=true".to_owned())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the container never got SANDBOX_MODE=true"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     p.wait_status(&id, "active", SETTLE).await;
-    let after = p
-        .container(&id)
-        .await
-        .and_then(|c| c.id)
-        .unwrap();
+    let after = p.container(&id).await.and_then(|c| c.id).unwrap();
     assert_ne!(before, after, "the container was recreated");
     assert!(
-        p.deployments(&id).await.contains(&("update".into(), "success".into())),
+        p.deployments(&id)
+            .await
+            .contains(&("update".into(), "success".into())),
         "{:?}",
         p.deployments(&id).await
     );
     wait_traefik(&sub, "/signin", 200, SETTLE).await;
     b.goto(&page).await;
-    b.wait_text(".facts", "Sandbox mode", Duration::from_secs(5)).await;
-    assert!(b.text(".facts").await.contains("Sandbox mode\nOn") || b.text(".facts").await.contains("Sandbox mode On"));
+    b.wait_text(".facts", "Sandbox mode", Duration::from_secs(5))
+        .await;
+    assert!(
+        b.text(".facts").await.contains("Sandbox mode\nOn")
+            || b.text(".facts").await.contains("Sandbox mode On")
+    );
     b.close().await;
 
     // Someone else's instance is the 404 page, exactly like a missing one.
@@ -264,7 +304,8 @@ async fn instance_page_charts_settings_and_who_may_see_it() {
     b.sign_in(&other.email, PASSWORD).await;
     b.goto(&page).await;
     assert_eq!(b.text("h1").await, "Page not found");
-    b.goto(&format!("/instances/{}", uuid::Uuid::new_v4())).await;
+    b.goto(&format!("/instances/{}", uuid::Uuid::new_v4()))
+        .await;
     assert_eq!(b.text("h1").await, "Page not found");
     b.goto(&format!("{page}/settings")).await;
     assert_eq!(b.text("h1").await, "Page not found");

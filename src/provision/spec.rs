@@ -290,10 +290,10 @@ mod tests {
     fn settings_reach_the_env_and_the_hash_and_unset_ones_change_nothing() {
         let cfg = config(&[]).unwrap();
         let base = spec_of(&cfg);
-        let env = |s: &ContainerSpec, k: &str| {
-            s.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-        };
-        assert_eq!(env(&base, "DISABLE_ANALYTICS").as_deref(), Some("false"));
+        let env =
+            |s: &ContainerSpec, k: &str| s.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let default = cfg.disable_analytics.to_string();
+        assert_eq!(env(&base, "DISABLE_ANALYTICS"), Some(default));
         assert_eq!(env(&base, "SANDBOX_MODE"), None);
         let db = DbTarget {
             host: "172.18.0.1:5432".to_owned(),
@@ -316,16 +316,19 @@ mod tests {
         };
         let hash = |s: &ContainerSpec| s.labels[labels::SPEC_HASH].clone();
         let same = with(FrescoSettings {
-            disable_analytics: Some(false),
+            disable_analytics: Some(cfg.disable_analytics),
             sandbox_mode: None,
         });
         assert_eq!(hash(&same), hash(&base), "the default chosen explicitly");
         let sandbox = with(FrescoSettings {
-            disable_analytics: Some(true),
+            disable_analytics: Some(!cfg.disable_analytics),
             sandbox_mode: Some(true),
         });
         assert_eq!(env(&sandbox, "SANDBOX_MODE").as_deref(), Some("true"));
-        assert_eq!(env(&sandbox, "DISABLE_ANALYTICS").as_deref(), Some("true"));
+        assert_eq!(
+            env(&sandbox, "DISABLE_ANALYTICS"),
+            Some((!cfg.disable_analytics).to_string())
+        );
         assert_ne!(hash(&sandbox), hash(&base));
     }
 

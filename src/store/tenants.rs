@@ -10,8 +10,8 @@ use super::deployments;
 use super::notify::TENANT_CHANNEL;
 use super::StoreError;
 use crate::domain::lifecycle::Intent;
-use crate::provision::spec::FrescoSettings;
 use crate::domain::{Action, DeploymentStatus, DesiredState, Subdomain, TenantId, TenantStatus};
+use crate::provision::spec::FrescoSettings;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Tenant {
@@ -567,7 +567,10 @@ pub async fn save_settings(
     let mut tx = pool.begin().await.map_err(StoreError::from)?;
     let current = get_for_update(&mut tx, id).await?;
     if current.desired_state == DesiredState::Destroyed
-        || matches!(current.status, TenantStatus::Destroying | TenantStatus::Destroyed)
+        || matches!(
+            current.status,
+            TenantStatus::Destroying | TenantStatus::Destroyed
+        )
     {
         return Err(SettingsRefused::Gone(current.status));
     }

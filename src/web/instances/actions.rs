@@ -54,7 +54,14 @@ async fn run(
     action: OwnerAction,
 ) -> Result<Response, WebError> {
     let tenant = visible(&state, &caller, &id).await?;
-    let outcome = act(&state, &caller, &origin, &TenantPath(tenant.tenant_id()), action).await;
+    let outcome = act(
+        &state,
+        &caller,
+        &origin,
+        &TenantPath(tenant.tenant_id()),
+        action,
+    )
+    .await;
     let refusal = match outcome {
         Ok(_) => None,
         Err(e @ (ApiError::Conflict { .. } | ApiError::RateLimited { .. })) => Some(e.to_string()),

@@ -162,7 +162,10 @@ mod tests {
         for p in chart.points.split(' ') {
             let (x, y) = p.split_once(',').unwrap();
             let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
-            assert!((LEFT..=RIGHT).contains(&x) && (TOP..=BOTTOM).contains(&y), "{p}");
+            assert!(
+                (LEFT..=RIGHT).contains(&x) && (TOP..=BOTTOM).contains(&y),
+                "{p}"
+            );
         }
         let empty = draw(
             Series {
