@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 /// The drawing's coordinate space (the SVG scales to its box).
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 200.0;
-const LEFT: f64 = 48.0;
+const LEFT: f64 = 72.0;
 const RIGHT: f64 = 590.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 176.0;
