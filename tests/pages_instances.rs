@@ -77,14 +77,14 @@ async fn dashboard_stops_and_starts_with_live_badges_and_destroy_needs_the_typed
     let id = own_instance(&p, &m, &sub).await;
     let badge = format!("#status-{id}");
     b.goto("/dashboard").await;
-    assert_eq!(b.text(&badge).await, "Running");
+    b.wait_text(&badge, "Running", Duration::from_secs(5)).await;
     assert!(b.text(".instance-grid").await.contains(&sub));
     b.check_page("dashboard-grid").await;
     click(&b, ".view-toggle a:not([aria-current])").await;
     b.wait_for(".table-wrap table", Duration::from_secs(5))
         .await;
     assert_eq!(b.path().await, "/dashboard?view=list");
-    assert_eq!(b.text(&badge).await, "Running");
+    b.wait_text(&badge, "Running", Duration::from_secs(5)).await;
     b.check_page("dashboard-list").await;
 
     // Search and filter narrow the list (the form works as a plain GET).
@@ -217,7 +217,8 @@ async fn instance_page_charts_settings_and_who_may_see_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(b.text("h1").await, sub);
-    assert_eq!(b.text(&format!("#status-{id}")).await, "Running");
+    b.wait_text(&format!("#status-{id}"), "Running", Duration::from_secs(5))
+        .await;
 
     // Two charts, each an image labelled by its summary, with a table fallback.
     let charts = b

@@ -55,6 +55,8 @@ pub struct DashboardPage {
     pub running: usize,
     /// A refused action, when the page is shown again after one (no JS).
     pub alert: Option<String>,
+    /// When the tenants were read (Unix ms), for the live stream.
+    pub seen: i64,
 }
 
 impl DashboardPage {
@@ -104,6 +106,7 @@ pub async fn build(
         status: Some(status.as_str()).filter(|s| !s.is_empty()),
         search: Some(search.as_str()).filter(|s| !s.is_empty()),
     };
+    let seen = chrono::Utc::now().timestamp_millis();
     let (found, _) = tenants::list(&state.pool, &filter, MAX_SHOWN, 0).await?;
     // Destroyed instances only when asked for by the filter.
     let found: Vec<Tenant> = found
@@ -157,5 +160,6 @@ pub async fn build(
         total_memory: human_bytes(total_memory),
         running,
         alert,
+        seen,
     })
 }

@@ -64,6 +64,8 @@ pub struct InstancePage {
     pub alert: Option<String>,
     pub sandbox: bool,
     pub analytics_disabled: bool,
+    /// When the tenant was read (Unix ms), for the live stream.
+    pub seen: i64,
 }
 
 impl InstancePage {
@@ -99,6 +101,9 @@ pub async fn build(
     range: Option<String>,
     alert: Option<String>,
 ) -> Result<InstancePage, WebError> {
+    // Read just before `t` was loaded by every caller; close enough for the
+    // stream's "already shown" check, which allows a second of slack.
+    let seen = Utc::now().timestamp_millis() - 1000;
     let (range, _, seconds) = RANGES
         .iter()
         .copied()
@@ -176,6 +181,7 @@ pub async fn build(
         alert,
         sandbox: settings.sandbox(),
         analytics_disabled: settings.analytics_disabled(&state.config.tenants),
+        seen,
         subdomain: t.subdomain,
     })
 }

@@ -32,6 +32,9 @@ use crate::web::session::Member;
 #[derive(Deserialize)]
 pub struct StreamQuery {
     tenant: Option<String>,
+    /// When the page read the tenants (Unix ms): badges not changed since are
+    /// already on it, and are not swapped (nor announced) again.
+    seen: Option<i64>,
 }
 
 struct Badges {
@@ -47,6 +50,8 @@ struct Badges {
     pending: VecDeque<Event>,
     started: bool,
     ended: bool,
+    /// From the query: what the page already shows (first pass only).
+    seen: Option<i64>,
 }
 
 impl Badges {
@@ -57,6 +62,15 @@ impl Badges {
             return;
         };
         if self.sent.get(&t.id) == Some(&html) {
+            return;
+        }
+        // Unchanged since the page was rendered: the page has this badge.
+        // (A second of slack against clock skew between the reads.)
+        if self
+            .seen
+            .is_some_and(|seen| t.updated_at.timestamp_millis() < seen - 1000)
+        {
+            self.sent.insert(t.id, html);
             return;
         }
         self.pending.push_back(
@@ -127,6 +141,7 @@ impl Badges {
                 if let Err(e) = self.all().await {
                     tracing::warn!(error = %e, "badge stream: first read failed");
                 }
+                self.seen = None;
                 continue;
             }
             let result = tokio::select! {
@@ -177,6 +192,7 @@ pub async fn stream(
         pending: VecDeque::new(),
         started: false,
         ended: false,
+        seen: q.seen,
     };
     let events = futures::stream::unfold(badges, |mut b| async move {
         b.next().await.map(|e| (Ok::<_, Infallible>(e), b))
