@@ -49,6 +49,45 @@ impl ResourceLimits {
     }
 }
 
+/// The Fresco options an owner may change: a fixed allow-list of Fresco
+/// 3.1.2's env schema (`env.js`), where both are strict booleans ("true" /
+/// "false"). Never arbitrary env. `None` keeps the platform's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FrescoSettings {
+    /// Fresco sends anonymous usage analytics to the Network Canvas team unless disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_analytics: Option<bool>,
+    /// Fresco's sandbox mode: for trying things out; data may be reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox_mode: Option<bool>,
+}
+
+impl FrescoSettings {
+    /// Whether analytics are off, with the platform's default filled in.
+    pub fn analytics_disabled(&self, cfg: &TenantConfig) -> bool {
+        self.disable_analytics.unwrap_or(cfg.disable_analytics)
+    }
+
+    pub fn sandbox(&self) -> bool {
+        self.sandbox_mode.unwrap_or(false)
+    }
+
+    /// The env entries these settings give a container. SANDBOX_MODE appears
+    /// only once an owner chose it, so instances that never did keep the spec
+    /// hash they had before settings existed (no mass recreate on upgrade).
+    fn env(&self, cfg: &TenantConfig) -> Vec<(String, String)> {
+        let mut env = vec![(
+            "DISABLE_ANALYTICS".to_owned(),
+            self.analytics_disabled(cfg).to_string(),
+        )];
+        if let Some(sandbox) = self.sandbox_mode {
+            env.push(("SANDBOX_MODE".to_owned(), sandbox.to_string()));
+        }
+        env
+    }
+}
+
 /// Where a tenant's container finds its database.
 #[derive(Debug, Clone)]
 pub struct DbTarget {
@@ -76,6 +115,8 @@ pub struct SpecInput<'a> {
     pub limits: &'a ResourceLimits,
     pub db: &'a DbTarget,
     pub isolation: Isolation,
+    /// The owner's Fresco options (part of the env, so of the hash).
+    pub settings: FrescoSettings,
     /// `None` computes the hash of the spec a container would get.
     pub password: Option<&'a str>,
 }
@@ -112,11 +153,8 @@ pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
         ("NODE_ENV".to_owned(), "production".to_owned()),
         ("HOSTNAME".to_owned(), "0.0.0.0".to_owned()),
         ("PORT".to_owned(), labels::FRESCO_PORT.to_string()),
-        (
-            "DISABLE_ANALYTICS".to_owned(),
-            cfg.disable_analytics.to_string(),
-        ),
     ];
+    env.extend(input.settings.env(cfg));
     if input.isolation == Isolation::Schema {
         env.push(("DATABASE_SCHEMA".to_owned(), input.tenant.schema_name()));
     }
@@ -242,9 +280,56 @@ mod tests {
             limits: &ResourceLimits::default(),
             db: &db,
             isolation: Isolation::Database,
+            settings: FrescoSettings::default(),
             password: None,
         };
         build(cfg, &input)
+    }
+
+    #[test]
+    fn settings_reach_the_env_and_the_hash_and_unset_ones_change_nothing() {
+        let cfg = config(&[]).unwrap();
+        let base = spec_of(&cfg);
+        let env =
+            |s: &ContainerSpec, k: &str| s.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let default = cfg.disable_analytics.to_string();
+        assert_eq!(env(&base, "DISABLE_ANALYTICS"), Some(default));
+        assert_eq!(env(&base, "SANDBOX_MODE"), None);
+        let db = DbTarget {
+            host: "172.18.0.1:5432".to_owned(),
+            platform_database: "fresco_platform".to_owned(),
+        };
+        let with = |settings| {
+            build(
+                &cfg,
+                &SpecInput {
+                    tenant: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+                    subdomain: "study",
+                    image: "fresco:test",
+                    limits: &ResourceLimits::default(),
+                    db: &db,
+                    isolation: Isolation::Database,
+                    settings,
+                    password: None,
+                },
+            )
+        };
+        let hash = |s: &ContainerSpec| s.labels[labels::SPEC_HASH].clone();
+        let same = with(FrescoSettings {
+            disable_analytics: Some(cfg.disable_analytics),
+            sandbox_mode: None,
+        });
+        assert_eq!(hash(&same), hash(&base), "the default chosen explicitly");
+        let sandbox = with(FrescoSettings {
+            disable_analytics: Some(!cfg.disable_analytics),
+            sandbox_mode: Some(true),
+        });
+        assert_eq!(env(&sandbox, "SANDBOX_MODE").as_deref(), Some("true"));
+        assert_eq!(
+            env(&sandbox, "DISABLE_ANALYTICS"),
+            Some((!cfg.disable_analytics).to_string())
+        );
+        assert_ne!(hash(&sandbox), hash(&base));
     }
 
     #[test]

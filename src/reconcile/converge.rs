@@ -360,6 +360,7 @@ impl Reconciler {
             limits: &limits,
             db,
             isolation: self.inner.dbs.isolation(),
+            settings: tenant.settings(),
             password,
         };
         spec::build(&self.inner.tenants, &input)

@@ -11,6 +11,7 @@ use super::notify::TENANT_CHANNEL;
 use super::StoreError;
 use crate::domain::lifecycle::Intent;
 use crate::domain::{Action, DeploymentStatus, DesiredState, Subdomain, TenantId, TenantStatus};
+use crate::provision::spec::FrescoSettings;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Tenant {
@@ -38,6 +39,9 @@ pub struct Tenant {
     pub resource_limits: Value,
     pub progress: Option<String>,
     pub resource_alert: Option<Value>,
+    /// The owner's Fresco settings (`FrescoSettings`); None keeps the default.
+    pub setting_disable_analytics: Option<bool>,
+    pub setting_sandbox_mode: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -45,8 +49,8 @@ pub struct Tenant {
 const COLUMNS: &str =
     "id, user_id, tenant_identifier, subdomain, status, desired_state, generation,
     observed_generation, current_action, action_started_at, last_error, attempts, next_attempt_at,
-    image, container_id, first_started_at, fresco_initialized_at, last_deployed_at, metadata, resource_limits, progress, resource_alert, created_at,
-    updated_at";
+    image, container_id, first_started_at, fresco_initialized_at, last_deployed_at, metadata, resource_limits, progress, resource_alert,
+    setting_disable_analytics, setting_sandbox_mode, created_at, updated_at";
 
 impl Tenant {
     pub fn tenant_id(&self) -> TenantId {
@@ -59,6 +63,13 @@ impl Tenant {
             status: self.status,
             in_flight: self.current_action,
             ever_started: self.first_started_at.is_some(),
+        }
+    }
+    /// The Fresco options the owner chose for this instance.
+    pub fn settings(&self) -> FrescoSettings {
+        FrescoSettings {
+            disable_analytics: self.setting_disable_analytics,
+            sandbox_mode: self.setting_sandbox_mode,
         }
     }
     /// The owner's intent has been fully applied and nothing is in flight.
@@ -533,4 +544,47 @@ pub async fn set_signup_metadata(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Why a tenant's settings cannot be changed now.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsRefused {
+    #[error("the instance is {0}; its settings can no longer be changed")]
+    Gone(TenantStatus),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Saves the owner's Fresco settings under the row lock and wakes the
+/// reconciler: a running instance whose spec hash changed is recreated with
+/// the new env (an `update` in its deployment log); a stopped one gets it at its
+/// next start. A tenant being destroyed is refused.
+pub async fn save_settings(
+    pool: &PgPool,
+    id: TenantId,
+    settings: FrescoSettings,
+) -> Result<Tenant, SettingsRefused> {
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    let current = get_for_update(&mut tx, id).await?;
+    if current.desired_state == DesiredState::Destroyed
+        || matches!(
+            current.status,
+            TenantStatus::Destroying | TenantStatus::Destroyed
+        )
+    {
+        return Err(SettingsRefused::Gone(current.status));
+    }
+    let tenant = sqlx::query_as::<_, Tenant>(&format!(
+        "UPDATE tenants SET setting_disable_analytics = $2, setting_sandbox_mode = $3, updated_at = now()
+          WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id.0)
+    .bind(settings.disable_analytics)
+    .bind(settings.sandbox_mode)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(StoreError::from)?;
+    notify(&mut tx, id).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(tenant)
 }

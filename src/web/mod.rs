@@ -13,6 +13,7 @@ pub mod assets;
 mod auth;
 pub mod error;
 pub mod form;
+mod instances;
 mod landing;
 pub mod layout;
 mod notifications;
@@ -44,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .merge(support::router())
         .merge(signup::router())
         .merge(account::router())
+        .merge(instances::router())
 }
 
 /// Security headers on every page (the HTML 404 too: this wraps the whole

@@ -24,10 +24,12 @@ pub struct DestroyTenant {
     pub confirm: String,
 }
 
-type Accepted = Result<(StatusCode, Json<TenantView>), ApiError>;
+pub(crate) type Accepted = Result<(StatusCode, Json<TenantView>), ApiError>;
 
 /// Records an owner's action if the lifecycle rules allow it in the tenant's
 /// current state (read under a row lock, so two actions cannot both pass).
+/// The API's endpoints and the dashboard's buttons both come through here, so
+/// they share the rules, the rate limit and the audit entry.
 pub(crate) async fn act(
     state: &AppState,
     caller: &Caller,
@@ -119,13 +121,26 @@ pub async fn destroy(
     path: TenantPath,
     ApiJson(body): ApiJson<DestroyTenant>,
 ) -> Accepted {
-    let tenant = load_visible(&state, &caller, &path).await?;
-    if body.confirm != tenant.subdomain {
+    destroy_confirmed(&state, &caller, &origin, &path, &body.confirm).await
+}
+
+/// Destroys the tenant if `confirm` is its subdomain exactly (the API's body
+/// and the destroy page's typed field alike); otherwise a validation error on
+/// the `confirm` field.
+pub(crate) async fn destroy_confirmed(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    path: &TenantPath,
+    confirm: &str,
+) -> Accepted {
+    let tenant = load_visible(state, caller, path).await?;
+    if confirm != tenant.subdomain {
         return Err(ApiError::validation(
             "confirm",
             "confirmation",
             "to destroy this tenant, set confirm to its subdomain exactly",
         ));
     }
-    act(&state, &caller, &origin, &path, OwnerAction::Destroy).await
+    act(state, caller, origin, path, OwnerAction::Destroy).await
 }

@@ -122,7 +122,7 @@ pub async fn load_visible(
     }
 }
 
-fn setup_info(state: &AppState, t: &Tenant) -> Option<SetupInfo> {
+pub(crate) fn setup_info(state: &AppState, t: &Tenant) -> Option<SetupInfo> {
     let url = state.config.tenants.tenant_url(&t.subdomain);
     // Fresco counts its window from its own initializedAt; until the platform
     // has read it, from the first time the platform saw the instance healthy.
@@ -168,7 +168,7 @@ fn view(state: &AppState, t: &Tenant) -> TenantView {
 
 /// Adds the owner's one-time claim link to the setup information, when there is
 /// a setup to claim and the caller owns the tenant.
-async fn add_claim_link(
+pub(crate) async fn add_claim_link(
     state: &AppState,
     caller: &Caller,
     tenant: &Tenant,
