@@ -155,7 +155,7 @@ async fn failed_deployment_mails_the_owner_once() {
         failed.header("Subject").unwrap(),
         format!("The deployment of {sub} failed")
     );
-    assert!(failed.body().contains("/dashboard"), "{}", failed.body());
+    assert!(failed.body().contains("/instances/"), "{}", failed.body());
     let_resyncs_pass().await;
     assert_eq!(mails(&p, &email, "failed").len(), 1);
     assert!(mails(&p, &email, "is ready").is_empty());

@@ -83,6 +83,7 @@ impl Event {
 
 /// Links and names a mail needs besides the event.
 pub struct MailContext<'a> {
+    pub tenant_id: Uuid,
     pub subdomain: &'a str,
     pub tenant_url: &'a str,
     pub platform_url: &'a str,
@@ -92,7 +93,8 @@ pub struct MailContext<'a> {
 /// pages and the event's own words: nothing secret can reach it.
 pub fn compose(event: &Event, to: &str, cx: &MailContext<'_>) -> OutgoingMail {
     let sub = cx.subdomain;
-    let dashboard = format!("{}/dashboard", cx.platform_url);
+    // The instance's own page in the dashboard: status, log, setup link.
+    let dashboard = format!("{}/instances/{}", cx.platform_url, cx.tenant_id);
     let (subject, what) = match event {
         Event::Deployed { action } if action == "create" => (
             format!("Your Fresco instance {sub} is ready"),
@@ -370,6 +372,7 @@ impl Notifier {
         }
         let tenant_url = self.inner.tenants.tenant_url(&owner.subdomain);
         let cx = MailContext {
+            tenant_id: owner.tenant_id,
             subdomain: &owner.subdomain,
             tenant_url: &tenant_url,
             platform_url: &self.inner.platform_url,
@@ -394,6 +397,7 @@ mod tests {
 
     fn cx() -> MailContext<'static> {
         MailContext {
+            tenant_id: Uuid::nil(),
             subdomain: "my-study",
             tenant_url: "https://my-study.fresco.example",
             platform_url: "https://platform.example",
@@ -438,7 +442,7 @@ mod tests {
                 "{event:?}"
             );
             assert!(
-                mail.body.contains("https://platform.example/dashboard")
+                mail.body.contains("https://platform.example/instances/00000000-0000-0000-0000-000000000000")
                     || matches!(event, Event::Deployed { ref action } if action == "update"),
                 "{event:?}: {}",
                 mail.body
