@@ -11,4 +11,6 @@ mod tenant;
 pub use email::{Email, EmailError};
 pub use lifecycle::{OwnerAction, Refusal};
 pub use subdomain::{Subdomain, SubdomainError, RESERVED_SUBDOMAINS};
-pub use tenant::{Action, DeploymentStatus, DesiredState, Role, TenantId, TenantStatus};
+pub use tenant::{
+    Action, DeploymentStatus, DesiredState, Role, TenantId, TenantStatus, SETUP_WINDOW_HOURS,
+};

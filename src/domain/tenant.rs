@@ -6,6 +6,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// How long after its first start a Fresco instance accepts its admin account
+/// (Fresco's own rule: `/setup` goes to `/expired` 2 hours after `initializedAt`).
+pub const SETUP_WINDOW_HOURS: i64 = 2;
+
 /// A tenant's id. Every Postgres and Docker name is derived from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

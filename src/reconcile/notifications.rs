@@ -34,9 +34,7 @@ use crate::store::StoreError;
 /// activity (a deployment writes several rows) before it looks.
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// Hours Fresco accepts its first admin account after its first start (the
-/// API's `SETUP_WINDOW_HOURS`; this layer does not reach into `http/`).
-const SETUP_WINDOW_HOURS: i64 = 2;
+use crate::domain::SETUP_WINDOW_HOURS;
 
 /// What a mail is about, in words an owner reads.
 #[derive(Debug, Clone, PartialEq)]

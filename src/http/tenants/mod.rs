@@ -25,8 +25,7 @@ use crate::store::setup_claims;
 use crate::store::tenants::{self, Tenant};
 use crate::store::StoreError;
 
-/// How long after its first start a Fresco instance accepts its admin account.
-pub const SETUP_WINDOW_HOURS: i64 = 2;
+pub use crate::domain::SETUP_WINDOW_HOURS;
 /// How long a setup claim link works.
 const CLAIM_LINK_MINUTES: i64 = 30;
 
