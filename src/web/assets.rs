@@ -66,6 +66,11 @@ pub fn url(name: &str) -> String {
     }
 }
 
+/// The names of every embedded asset.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    assets().keys().map(String::as_str)
+}
+
 /// An asset's bytes as served (stylesheets with hashed URLs), for size checks.
 pub fn served(name: &str) -> Option<&'static [u8]> {
     assets().get(name).map(|a| a.body.as_slice())
