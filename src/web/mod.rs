@@ -8,12 +8,14 @@
 //! only the platform's own scripts and styles (no inline script, style or
 //! `hx-on`).
 
+mod admin;
 pub mod assets;
 mod auth;
 pub mod error;
 pub mod form;
 mod landing;
 pub mod layout;
+mod logs;
 pub mod session;
 
 use axum::extract::Request;
@@ -36,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .merge(assets::router())
         .merge(landing::router())
         .merge(auth::router())
+        .merge(logs::router())
+        .merge(admin::router())
 }
 
 /// Security headers on every page (the HTML 404 too: this wraps the whole
