@@ -29,6 +29,7 @@
   var pending = [];
   var unseen = 0;
   var lastTop = 0;
+  var repeats = 0;
   var view = settings();
 
   // "nanos-seq" as a comparable pair (nanoseconds exceed a double's precision).
@@ -170,7 +171,10 @@
 
   function onLine(event) {
     var id = event.lastEventId;
-    if (!id || seen.has(id) || (lastId && !isAfter(id, lastId))) return;
+    if (!id || seen.has(id) || (lastId && !isAfter(id, lastId))) {
+      repeats += 1;
+      return;
+    }
     var line;
     try { line = JSON.parse(event.data); } catch (e) { return; }
     seen.add(id);
@@ -312,7 +316,10 @@
     // Closes the stream and opens a new one after the last line shown (the
     // tests force a reconnect with it).
     reconnect: reconnect,
-    lastId: function () { return lastId; }
+    lastId: function () { return lastId; },
+    // Lines the server sent again and this script dropped (none, if the
+    // server resumed where it should).
+    repeats: function () { return repeats; }
   };
 
   toEnd();
