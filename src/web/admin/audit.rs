@@ -46,6 +46,8 @@ pub struct AuditEntry {
     pub action: String,
     pub user: String,
     pub target: String,
+    /// The target's page, for an instance.
+    pub target_link: Option<String>,
     pub ip: String,
     pub details: String,
 }
@@ -114,8 +116,18 @@ async fn audit_log(
     } else {
         (Vec::new(), 0)
     };
-    let actors: Vec<uuid::Uuid> = rows.iter().filter_map(|r| r.user_id).collect();
-    let emails = users::emails_of(&state.pool, &actors).await?;
+    // Users who acted, and users acted on, by email.
+    let people: Vec<uuid::Uuid> = rows
+        .iter()
+        .flat_map(|r| {
+            let target = match (r.target_type.as_deref(), r.target_id.as_deref()) {
+                (Some("user"), Some(id)) => id.parse().ok(),
+                _ => None,
+            };
+            r.user_id.into_iter().chain(target)
+        })
+        .collect();
+    let emails = users::emails_of(&state.pool, &people).await?;
     let rows = rows
         .into_iter()
         .map(|r| AuditEntry {
@@ -124,8 +136,18 @@ async fn audit_log(
                 .user_id
                 .map(|id| emails.get(&id).cloned().unwrap_or_else(|| id.to_string()))
                 .unwrap_or_default(),
+            target_link: match (r.target_type.as_deref(), r.target_id.as_deref()) {
+                (Some("tenant"), Some(id)) => Some(format!("/instances/{id}")),
+                _ => None,
+            },
             target: match (r.target_type, r.target_id) {
-                (Some(kind), Some(id)) => format!("{kind} {id}"),
+                (Some(kind), Some(id)) => {
+                    let email = id.parse().ok().and_then(|u: uuid::Uuid| emails.get(&u));
+                    match (kind.as_str(), email) {
+                        ("user", Some(email)) => format!("user {email}"),
+                        _ => format!("{kind} {id}"),
+                    }
+                }
                 (Some(kind), None) => kind,
                 _ => String::new(),
             },

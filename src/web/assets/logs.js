@@ -118,8 +118,16 @@
   // The status line is polite and updated at most every 1.5 s, so a flood of
   // lines never floods a screen reader (the log itself is aria-live=off).
   var said = "", sayTimer = null, lastSaid = 0;
-  function say(text) {
+  function say(text, now) {
     said = text;
+    if (now) {
+      // The reader's own action: answer at once.
+      clearTimeout(sayTimer);
+      sayTimer = null;
+      lastSaid = Date.now();
+      status.textContent = said;
+      return;
+    }
     if (sayTimer) return;
     var wait = Math.max(0, lastSaid + 1500 - Date.now());
     sayTimer = setTimeout(function () {
@@ -286,7 +294,7 @@
       buffered.forEach(show);
       buffered = [];
     }
-    say(describe());
+    say(describe(), true);
   });
 
   autoScroll.addEventListener("change", function () {
@@ -294,7 +302,7 @@
       unseen = 0;
       toEnd();
     }
-    say(describe());
+    say(describe(), true);
   });
 
   // Scrolling up stops following the end; scrolling back down resumes it.
