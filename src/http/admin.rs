@@ -15,7 +15,7 @@ use super::ApiRouter;
 use crate::domain::Role;
 use crate::http::AppState;
 use crate::reconcile::OrphanReport;
-use crate::store::audit::{self, AuditRow, Entry};
+use crate::store::audit::{self, AuditRow, Entry, Origin};
 use crate::store::users::{self, Account};
 use utoipa_axum::routes;
 
@@ -98,12 +98,18 @@ pub async fn orphans(
     caller: Caller,
 ) -> Result<Json<OrphanReport>, ApiError> {
     caller.require_admin()?;
-    let report = state
+    Ok(Json(sweep_orphans(&state).await?))
+}
+
+/// One orphan sweep now (the API's and the admin page's): removes managed
+/// containers without a live tenant, reports Postgres objects without one.
+/// The caller must be an admin.
+pub(crate) async fn sweep_orphans(state: &AppState) -> Result<OrphanReport, ApiError> {
+    state
         .reconciler
         .sweep_orphans()
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(report))
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Every user, oldest first.
@@ -143,7 +149,21 @@ pub async fn change_role(
     let id: Uuid = id
         .parse()
         .map_err(|_| ApiError::NotFound("no such user".into()))?;
-    let role: Role = body.role.parse().map_err(|_| {
+    let account = set_user_role(&state, &caller, &origin, id, &body.role).await?;
+    Ok(Json(account.into()))
+}
+
+/// Makes user `id` an admin or a member (`role`), with its audit entry: the
+/// API's and the admin page's operation. An admin cannot demote themselves, so
+/// the platform always keeps one. The caller must be an admin.
+pub(crate) async fn set_user_role(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    id: Uuid,
+    role: &str,
+) -> Result<Account, ApiError> {
+    let role: Role = role.parse().map_err(|_| {
         ApiError::validation("role", "one_of", "role must be \"admin\" or \"member\"")
     })?;
     if id == caller.user.id && role != Role::Admin {
@@ -157,13 +177,13 @@ pub async fn change_role(
     }
     audit::record(
         &state.pool,
-        &origin,
+        origin,
         Entry::new(Some(caller.user.id), "user.role_changed")
             .on("user", id)
             .with(json!({ "role": role.as_str() })),
     )
     .await?;
-    Ok(Json(users::account(&state.pool, id).await?.into()))
+    Ok(users::account(&state.pool, id).await?)
 }
 
 /// The audit trail, newest first.

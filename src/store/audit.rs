@@ -90,6 +90,20 @@ pub async fn record<'e>(
     Ok(())
 }
 
+/// Which entries a listing shows; every part is optional.
+#[derive(Debug, Default)]
+pub struct AuditFilter<'a> {
+    pub user_id: Option<Uuid>,
+    pub action: Option<&'a str>,
+    /// Entries about one tenant, named by its id or its subdomain (every
+    /// tenant that ever had it, destroyed ones too).
+    pub tenant: Option<&'a str>,
+    /// At or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Before this time.
+    pub before: Option<DateTime<Utc>>,
+}
+
 /// Newest first, optionally for one user and/or one action.
 pub async fn list(
     pool: &PgPool,
@@ -98,20 +112,45 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<AuditRow>, i64), StoreError> {
-    const FILTER: &str = "($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR action = $2)";
+    let filter = AuditFilter {
+        user_id,
+        action,
+        ..Default::default()
+    };
+    list_filtered(pool, &filter, limit, offset).await
+}
+
+/// Newest first, the entries the filter keeps, and how many there are.
+pub async fn list_filtered(
+    pool: &PgPool,
+    filter: &AuditFilter<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<AuditRow>, i64), StoreError> {
+    const FILTER: &str = "($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR action = $2)
+        AND ($3::text IS NULL OR (target_type = 'tenant' AND target_id IN
+            (SELECT id::text FROM tenants WHERE id::text = lower($3) OR subdomain = lower($3))))
+        AND ($4::timestamptz IS NULL OR created_at >= $4)
+        AND ($5::timestamptz IS NULL OR created_at < $5)";
     let rows = sqlx::query_as::<_, AuditRow>(&format!(
         "SELECT id, user_id, action, target_type, target_id, ip, user_agent, metadata, created_at
-           FROM audit_log WHERE {FILTER} ORDER BY id DESC LIMIT $3 OFFSET $4"
+           FROM audit_log WHERE {FILTER} ORDER BY id DESC LIMIT $6 OFFSET $7"
     ))
-    .bind(user_id)
-    .bind(action)
+    .bind(filter.user_id)
+    .bind(filter.action)
+    .bind(filter.tenant)
+    .bind(filter.from)
+    .bind(filter.before)
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
     .await?;
     let total = sqlx::query_scalar(&format!("SELECT count(*) FROM audit_log WHERE {FILTER}"))
-        .bind(user_id)
-        .bind(action)
+        .bind(filter.user_id)
+        .bind(filter.action)
+        .bind(filter.tenant)
+        .bind(filter.from)
+        .bind(filter.before)
         .fetch_one(pool)
         .await?;
     Ok((rows, total))

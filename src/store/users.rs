@@ -389,6 +389,19 @@ pub async fn list_accounts(
     Ok((rows, total))
 }
 
+/// The email addresses of these users (for lists that name owners or actors).
+pub async fn emails_of(
+    pool: &PgPool,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, String>, StoreError> {
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, email FROM users WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The user a live API key belongs to; records when and from where it was used.
 pub async fn user_for_api_key(
     pool: &PgPool,

@@ -9,6 +9,7 @@
 //! `hx-on`).
 
 pub(crate) mod account;
+mod admin;
 pub mod assets;
 mod auth;
 pub mod error;
@@ -17,6 +18,7 @@ mod instances;
 mod landing;
 pub mod layout;
 mod notifications;
+mod logs;
 pub mod session;
 mod support;
 mod signup;
@@ -46,6 +48,8 @@ pub fn router() -> Router<AppState> {
         .merge(signup::router())
         .merge(account::router())
         .merge(instances::router())
+        .merge(logs::router())
+        .merge(admin::router())
 }
 
 /// Security headers on every page (the HTML 404 too: this wraps the whole

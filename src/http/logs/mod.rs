@@ -24,7 +24,9 @@ use super::streams::StreamAccess;
 use super::tenants::load_visible;
 use super::{ApiRouter, AppState};
 use crate::provision::runtime::{LogRequest, LogStream};
-use cursor::{Cursor, Filter};
+use crate::store::tenants::Tenant;
+pub(crate) use cursor::Cursor;
+use cursor::Filter;
 
 const DEFAULT_TAIL: u64 = 1000;
 const MAX_LINES: u64 = 100_000;
@@ -168,8 +170,7 @@ pub async fn logs(
     } = plan(&q, resume)?;
     let id = tenant.tenant_id();
     if follow {
-        let access = StreamAccess::open(&state, &caller, &headers, &tenant)?;
-        return Ok(follow::respond(&state, access, id, request, filter, resume));
+        return open_follow(&state, &caller, &headers, &tenant, request, filter, resume);
     }
     let format = snapshot::Format::of(&q)?;
     snapshot::respond(
@@ -182,4 +183,65 @@ pub async fn logs(
         &tenant.subdomain,
     )
     .await
+}
+
+/// A followed log as Server-Sent Events, under the caller's stream slot and
+/// access re-checks: the API's `follow=true` and the log viewer page's stream.
+fn open_follow(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    tenant: &Tenant,
+    request: LogRequest,
+    filter: Filter,
+    resume: Option<Cursor>,
+) -> Result<Response, ApiError> {
+    let access = StreamAccess::open(state, caller, headers, tenant)?;
+    Ok(follow::respond(
+        state,
+        access,
+        tenant.tenant_id(),
+        request,
+        filter,
+        resume,
+    ))
+}
+
+/// Every stream of the tenant's output after `resume` (the whole log without
+/// one), followed: what `follow=true` answers, for the log viewer page. The
+/// caller must already see the tenant (`load_visible`).
+pub(crate) fn follow_all(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    tenant: &Tenant,
+    resume: Option<Cursor>,
+) -> Result<Response, ApiError> {
+    let query = LogsQuery {
+        follow: Some(true),
+        ..Default::default()
+    };
+    let Plan {
+        request, filter, ..
+    } = plan(&query, resume)?;
+    open_follow(state, caller, headers, tenant, request, filter, resume)
+}
+
+/// The last `tail` lines of every stream, each with its resume cursor: what
+/// the API answers without `follow`, collected for a page to render.
+pub(crate) async fn recent_lines(
+    state: &AppState,
+    tenant: &Tenant,
+    tail: u64,
+) -> Result<Vec<LineView>, ApiError> {
+    let query = LogsQuery {
+        tail: Some(tail),
+        ..Default::default()
+    };
+    let Plan {
+        request, filter, ..
+    } = plan(&query, None)?;
+    snapshot::collect(state, tenant.tenant_id(), request, filter)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -14,7 +14,7 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use futures::{stream, Stream, StreamExt};
+use futures::{stream, Stream, StreamExt, TryStreamExt};
 
 use super::cursor::{Cursor, Filter, Numbering};
 use super::{LineView, LogsQuery, DEFAULT_TAIL, MAX_LINES};
@@ -145,6 +145,22 @@ pub async fn respond(
         }
     }
     Ok(response)
+}
+
+/// The lines available now, collected (for a page that renders them).
+pub async fn collect(
+    state: &AppState,
+    id: TenantId,
+    request: LogRequest,
+    filter: Filter,
+) -> Result<Vec<LineView>, RuntimeError> {
+    let request = LogRequest {
+        tail: request.tail.or(Some(DEFAULT_TAIL)),
+        ..request
+    };
+    kept(state.runtime.logs(id, request), None, filter)
+        .try_collect()
+        .await
 }
 
 /// The lines past the resume point that the filter keeps, at most `MAX_LINES`.
