@@ -313,3 +313,46 @@ async fn instance_page_charts_settings_and_who_may_see_it() {
     b.close().await;
     p.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_stream_counts_against_the_per_user_stream_cap() {
+    let p = Platform::start(Options {
+        extra: vec![("STREAMS_PER_USER", "2".into())],
+        ..Options::default()
+    })
+    .await;
+    let email = format!("cap-{}@test.invalid", random(6).to_lowercase());
+    p.verified_member(&email, PASSWORD).await;
+    let browser = p.browser();
+    let login = browser
+        .post(p.url("/login"))
+        .form(&[("email", email.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.url().path(), "/dashboard", "signed in");
+    let open = |_| browser.get(p.url("/dashboard/stream")).send();
+    let first = open(1).await.unwrap();
+    let second = open(2).await.unwrap();
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = open(3).await.unwrap();
+    assert_eq!(third.status(), 429, "a third stream is refused");
+    let page = third.text().await.unwrap();
+    assert!(page.contains("too many open streams"), "{page}");
+    // Closing one gives its slot back.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let again = open(4).await.unwrap();
+        if again.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot was not given back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(second);
+    p.cleanup().await;
+}

@@ -50,13 +50,7 @@ impl StreamAccess {
         tenant: &Tenant,
     ) -> Result<Self, ApiError> {
         let credential = caller.credential(headers).ok_or(ApiError::Unauthorized)?;
-        let limit = state.config.streams.per_user;
-        let slot = Slot::take(caller.user.id, limit).ok_or_else(|| ApiError::RateLimited {
-            message: format!(
-                "too many open streams: at most {limit} per user; close one and try again"
-            ),
-            retry_after_secs: KEEPALIVE.as_secs(),
-        })?;
+        let StreamSlot(slot) = StreamSlot::take(state, caller)?;
         Ok(Self {
             state: state.clone(),
             credential,
@@ -159,6 +153,25 @@ impl Guarded {
 /// `AppState` so the count is one place; user ids are unique, so two platforms
 /// in one process (the tests) do not share a count.
 static OPEN: LazyLock<Mutex<HashMap<Uuid, u32>>> = LazyLock::new(Default::default);
+
+/// One of a user's stream slots, for a stream that is not about one tenant
+/// (the dashboard's badges); given back on drop.
+pub struct StreamSlot(Slot);
+
+impl StreamSlot {
+    /// Takes one of the caller's `STREAMS_PER_USER` slots (429 when all are in use).
+    pub fn take(state: &AppState, caller: &Caller) -> Result<Self, ApiError> {
+        let limit = state.config.streams.per_user;
+        Slot::take(caller.user.id, limit)
+            .map(Self)
+            .ok_or_else(|| ApiError::RateLimited {
+                message: format!(
+                    "too many open streams: at most {limit} per user; close one and try again"
+                ),
+                retry_after_secs: KEEPALIVE.as_secs(),
+            })
+    }
+}
 
 /// One of a user's stream slots, given back on drop.
 struct Slot(Uuid);

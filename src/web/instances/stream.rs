@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::{visible, Badge, BadgeFragment};
 use crate::http::caller::Caller;
+use crate::http::streams::StreamSlot;
 use crate::http::{AppState, KEEPALIVE};
 use crate::store::notify::Change;
 use crate::store::tenants::{self, ListFilter, Tenant};
@@ -52,6 +53,8 @@ struct Badges {
     ended: bool,
     /// From the query: what the page already shows (first pass only).
     seen: Option<i64>,
+    /// Held while the stream is open.
+    _slot: StreamSlot,
 }
 
 impl Badges {
@@ -177,6 +180,9 @@ pub async fn stream(
     let Some(session) = caller.session_id() else {
         return Err(WebError::sign_in("/dashboard"));
     };
+    // The same per-user cap as the API's streams: a page left open in many
+    // tabs cannot hold connections without bound.
+    let slot = StreamSlot::take(&state, &caller)?;
     let every = Duration::from_secs(state.config.streams.recheck_secs.max(1));
     let mut ticks = interval_at(Instant::now() + every, every);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -193,6 +199,7 @@ pub async fn stream(
         started: false,
         ended: false,
         seen: q.seen,
+        _slot: slot,
     };
     let events = futures::stream::unfold(badges, |mut b| async move {
         b.next().await.map(|e| (Ok::<_, Infallible>(e), b))
