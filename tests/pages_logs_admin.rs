@@ -57,13 +57,21 @@ async fn wait_line(b: &Browser, text: &str, timeout: Duration) -> Duration {
         if count_lines(b, text).await.0 > 0 {
             return start.elapsed();
         }
-        assert!(start.elapsed() < timeout, "{text:?} never appeared in the log");
+        assert!(
+            start.elapsed() < timeout,
+            "{text:?} never appeared in the log"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn js_u64(b: &Browser, script: &str) -> u64 {
-    b.client.execute(script, vec![]).await.unwrap().as_u64().unwrap()
+    b.client
+        .execute(script, vec![])
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,11 +86,15 @@ async fn log_viewer_follows_live_resumes_without_repeats_and_filters_streams() {
     let b = Browser::open(&p).await;
     b.sign_in(&owner.email, PASSWORD).await;
     b.goto(&format!("/instances/{id}/logs")).await;
-    assert_eq!(b.text("h1").await, "Logs");
+    assert_eq!(b.text("h1").await, format!("Logs of {sub}"));
     // The snapshot is rendered by the server; then the stream opens.
     wait_line(&b, &early, Duration::from_secs(5)).await;
-    b.wait_text("[data-log-status]", "Following new lines live", Duration::from_secs(10))
-        .await;
+    b.wait_text(
+        "[data-log-status]",
+        "Following new lines live",
+        Duration::from_secs(10),
+    )
+    .await;
 
     // A line the instance writes appears within 2 s.
     let live = format!("live-{}", random(6));
@@ -112,7 +124,11 @@ async fn log_viewer_follows_live_resumes_without_repeats_and_filters_streams() {
         .chain((1..=20).map(|i| format!("{before} {i}")))
         .chain((1..=20).map(|i| format!("{after} {i}")))
     {
-        assert_eq!(count_lines(&b, &text).await.0, 1, "{text:?} not exactly once");
+        assert_eq!(
+            count_lines(&b, &text).await.0,
+            1,
+            "{text:?} not exactly once"
+        );
     }
     assert_eq!(
         js_u64(&b, "return window.FrescoLogs.repeats();").await,
@@ -155,7 +171,10 @@ async fn log_viewer_follows_live_resumes_without_repeats_and_filters_streams() {
     let mut reader = SseReader::new(resp);
     let mut texts = vec![];
     while texts.len() < 2 {
-        let e = reader.next(Duration::from_secs(5)).await.expect("resumed lines");
+        let e = reader
+            .next(Duration::from_secs(5))
+            .await
+            .expect("resumed lines");
         if e.event == "line" {
             texts.push(e.json()["text"].as_str().unwrap().to_owned());
         }
@@ -164,7 +183,11 @@ async fn log_viewer_follows_live_resumes_without_repeats_and_filters_streams() {
     drop(reader);
 
     // Standard error only: stdout lines are hidden, stderr lines shown, live too.
-    b.find("label[for='stream-stderr']").await.click().await.unwrap();
+    b.find("label[for='stream-stderr']")
+        .await
+        .click()
+        .await
+        .unwrap();
     let out = format!("out-{}", random(6));
     let err = format!("err-{}", random(6));
     echo(&sub, "stdout", &out, 1).await;
@@ -173,18 +196,42 @@ async fn log_viewer_follows_live_resumes_without_repeats_and_filters_streams() {
     wait_line(&b, &out, Duration::from_secs(5)).await;
     assert_eq!(count_lines(&b, &err).await, (1, 1), "stderr line shown");
     assert_eq!(count_lines(&b, &out).await, (1, 0), "stdout line hidden");
-    assert_eq!(count_lines(&b, &live).await, (1, 0), "earlier stdout line hidden");
-    assert!(b.path().await.contains("stream=stderr"), "the URL keeps the filter");
-    let download = b.find("[data-log-download]").await.attr("href").await.unwrap().unwrap();
-    assert!(download.contains("format=text") && download.contains("stream=stderr"), "{download}");
+    assert_eq!(
+        count_lines(&b, &live).await,
+        (1, 0),
+        "earlier stdout line hidden"
+    );
+    assert!(
+        b.path().await.contains("stream=stderr"),
+        "the URL keeps the filter"
+    );
+    let download = b
+        .find("[data-log-download]")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        download.contains("format=text") && download.contains("stream=stderr"),
+        "{download}"
+    );
 
     // Search: only matching lines, the match marked.
-    b.find("label[for='stream-all']").await.click().await.unwrap();
+    b.find("label[for='stream-all']")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.fill("#log-q", &live).await;
     b.wait_for("#log li mark", Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(count_lines(&b, &live).await, (1, 1));
-    assert_eq!(count_lines(&b, &early).await, (1, 0), "non-matching line hidden");
+    assert_eq!(
+        count_lines(&b, &early).await,
+        (1, 0),
+        "non-matching line hidden"
+    );
     b.fill("#log-q", "").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
 
@@ -194,7 +241,11 @@ async fn log_viewer_follows_live_resumes_without_repeats_and_filters_streams() {
     echo(&sub, "stdout", &paused, 3).await;
     // (The stand-in logs its health checks too: at least these three wait.)
     let waiting = b
-        .wait_text("[data-log-status]", "new lines waiting", Duration::from_secs(6))
+        .wait_text(
+            "[data-log-status]",
+            "new lines waiting",
+            Duration::from_secs(6),
+        )
         .await;
     tokio::time::sleep(Duration::from_millis(1600)).await;
     let waiting: u64 = b.text("[data-log-status]").await["Paused: ".len()..]
@@ -203,13 +254,19 @@ async fn log_viewer_follows_live_resumes_without_repeats_and_filters_streams() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{waiting}"));
     assert!(waiting >= 3, "{waiting} lines waiting");
-    assert_eq!(count_lines(&b, &format!("{paused} 3")).await.0, 0, "paused lines wait");
+    assert_eq!(
+        count_lines(&b, &format!("{paused} 3")).await.0,
+        0,
+        "paused lines wait"
+    );
     b.find("[data-log-pause]").await.click().await.unwrap();
     wait_line(&b, &format!("{paused} 3"), Duration::from_secs(3)).await;
 
     // The text export the download link points at answers with the session cookie.
     let text = http
-        .get(p.url(&format!("/api/v1/tenants/{id}/logs?format=text&stream=stderr")))
+        .get(p.url(&format!(
+            "/api/v1/tenants/{id}/logs?format=text&stream=stderr"
+        )))
         .send()
         .await
         .unwrap()
@@ -221,8 +278,15 @@ async fn log_viewer_follows_live_resumes_without_repeats_and_filters_streams() {
     b.check_page("logs").await;
 
     // Without JavaScript's stream the server-rendered page filters too.
-    b.goto(&format!("/instances/{id}/logs?applied=1&stream=stdout&only=on")).await;
-    let hidden = js_u64(&b, "return document.querySelectorAll('#log li.stderr:not([hidden])').length;").await;
+    b.goto(&format!(
+        "/instances/{id}/logs?applied=1&stream=stdout&only=on"
+    ))
+    .await;
+    let hidden = js_u64(
+        &b,
+        "return document.querySelectorAll('#log li.stderr:not([hidden])').length;",
+    )
+    .await;
     assert_eq!(hidden, 0, "stderr lines hidden by the server's filter");
 
     // Another member: the 404 page, for the page and its stream.
@@ -254,9 +318,13 @@ async fn admins_see_every_instance_change_roles_and_filter_the_audit_log() {
     let (member, id, sub) = owner_with_instance(&p, "adm").await;
     let admin_email = format!("admin-{}@test.invalid", random(6));
     let admin = p.verified_member(&admin_email, PASSWORD).await;
-    fresco_platform::store::users::set_role(&p.pool, admin.id, fresco_platform::domain::Role::Admin)
-        .await
-        .unwrap();
+    fresco_platform::store::users::set_role(
+        &p.pool,
+        admin.id,
+        fresco_platform::domain::Role::Admin,
+    )
+    .await
+    .unwrap();
 
     // A member is refused with the 403 page.
     let b = Browser::open(&p).await;
@@ -286,22 +354,32 @@ async fn admins_see_every_instance_change_roles_and_filter_the_audit_log() {
     let row = format!("tr[data-tenant='{id}']");
     assert_eq!(b.text(&format!("{row} .owner")).await, member.email);
     assert!(b.text(&format!("{row} th")).await.contains(&sub));
-    b.find(&format!("{row} a[href='/instances/{id}/logs']")).await;
+    b.find(&format!("{row} a[href='/instances/{id}/logs']"))
+        .await;
     b.check_page("admin-instances").await;
     b.fill("#search", "no-such-subdomain-at-all").await;
-    b.find("form[action='/admin/instances'] button").await.click().await.unwrap();
-    b.wait_text("main", "No instance matches", Duration::from_secs(5)).await;
+    b.find("form[action='/admin/instances'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("main", "No instance matches", Duration::from_secs(5))
+        .await;
 
     // An admin may read any instance's logs.
     b.goto(&format!("/instances/{id}/logs")).await;
-    assert_eq!(b.text("h1").await, "Logs");
+    assert_eq!(b.text("h1").await, format!("Logs of {sub}"));
+    assert!(b.text(".eyebrow").await.to_lowercase().contains("another user"));
 
     // Role change: the row in the database changes, the notice says so.
     b.goto("/admin/users").await;
     b.check_page("admin-users").await;
     assert!(
         b.client
-            .find(Locator::Css(&format!("form[action='/admin/users/{}/role']", admin.id)))
+            .find(Locator::Css(&format!(
+                "form[action='/admin/users/{}/role']",
+                admin.id
+            )))
             .await
             .is_err(),
         "no role form on the admin's own row"
@@ -311,12 +389,16 @@ async fn admins_see_every_instance_change_roles_and_filter_the_audit_log() {
         .select_by_value("admin")
         .await
         .unwrap();
-    b.find(&format!("form[action='/admin/users/{}/role'] button", member.id))
-        .await
-        .click()
-        .await
-        .unwrap();
-    b.wait_text(".notice", "role is changed", Duration::from_secs(5)).await;
+    b.find(&format!(
+        "form[action='/admin/users/{}/role'] button",
+        member.id
+    ))
+    .await
+    .click()
+    .await
+    .unwrap();
+    b.wait_text(".notice", "role is changed", Duration::from_secs(5))
+        .await;
     let role: String = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
         .bind(member.id)
         .fetch_one(&p.pool)
@@ -326,10 +408,19 @@ async fn admins_see_every_instance_change_roles_and_filter_the_audit_log() {
 
     // The audit log, narrowed by action, then by instance.
     b.goto("/admin/audit").await;
-    let all = js_u64(&b, "return document.querySelectorAll('.audit-table tbody tr').length;").await;
+    let all = js_u64(
+        &b,
+        "return document.querySelectorAll('.audit-table tbody tr').length;",
+    )
+    .await;
     b.fill("#action", "user.role_changed").await;
-    b.find("form[action='/admin/audit'] button[type=submit]").await.click().await.unwrap();
-    b.wait_text("main", "Page 1 of 1", Duration::from_secs(5)).await;
+    b.find("form[action='/admin/audit'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("main", "Page 1 of 1", Duration::from_secs(5))
+        .await;
     let actions: Vec<String> = serde_json::from_value(
         b.client
             .execute(
@@ -348,13 +439,27 @@ async fn admins_see_every_instance_change_roles_and_filter_the_audit_log() {
     let tenant_rows = b.text(".audit-table tbody").await;
     assert!(tenant_rows.contains("tenant.create"), "{tenant_rows}");
     assert!(!tenant_rows.contains("user.role_changed"), "{tenant_rows}");
-    b.goto(&format!("/admin/audit?user=nobody-{}@test.invalid", random(4))).await;
-    b.wait_text("#user-error", "No user", Duration::from_secs(5)).await;
+    b.goto(&format!(
+        "/admin/audit?user=nobody-{}@test.invalid",
+        random(4)
+    ))
+    .await;
+    b.wait_text("#user-error", "No user", Duration::from_secs(5))
+        .await;
 
     // The orphan report: the sweep runs on a button, never on a GET.
     b.goto("/admin/orphans").await;
-    b.find("form[action='/admin/orphans'] button").await.click().await.unwrap();
-    b.wait_text("#orphan-report", "What the sweep found", Duration::from_secs(20)).await;
+    b.find("form[action='/admin/orphans'] button")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_text(
+        "#orphan-report",
+        "What the sweep found",
+        Duration::from_secs(20),
+    )
+    .await;
     b.check_page("admin-orphans").await;
 
     b.close().await;

@@ -287,7 +287,10 @@ mod tests {
     fn matches_are_cut_out_for_highlighting() {
         let got = pieces("a-x-b-x", "x");
         let marks: Vec<(&str, bool)> = got.iter().map(|p| (p.text.as_str(), p.mark)).collect();
-        assert_eq!(marks, vec![("a-", false), ("x", true), ("-b-", false), ("x", true)]);
+        assert_eq!(
+            marks,
+            vec![("a-", false), ("x", true), ("-b-", false), ("x", true)]
+        );
         assert_eq!(pieces("", "x").len(), 1);
         assert_eq!(pieces("abc", "").len(), 1);
     }

@@ -114,10 +114,21 @@ mod tests {
 
     #[test]
     fn pages_link_to_their_neighbours_with_the_filters_kept() {
-        let pager = Pager::new("/admin/audit", &[("action", "auth.login"), ("user", "")], 2, 120);
+        let pager = Pager::new(
+            "/admin/audit",
+            &[("action", "auth.login"), ("user", "")],
+            2,
+            120,
+        );
         assert_eq!(pager.pages, 3);
-        assert_eq!(pager.prev.as_deref(), Some("/admin/audit?action=auth.login&page=1"));
-        assert_eq!(pager.next.as_deref(), Some("/admin/audit?action=auth.login&page=3"));
+        assert_eq!(
+            pager.prev.as_deref(),
+            Some("/admin/audit?action=auth.login&page=1")
+        );
+        assert_eq!(
+            pager.next.as_deref(),
+            Some("/admin/audit?action=auth.login&page=3")
+        );
         let only = Pager::new("/admin/users", &[], 1, 0);
         assert_eq!((only.pages, only.prev, only.next), (1, None, None));
         assert_eq!(page_number(Some("x")), 1);
