@@ -14,7 +14,7 @@ use crate::http::rate_limit::Limiters;
 use crate::http::{self, AppState};
 use crate::mail::Mailer;
 use crate::provision::docker::DockerRuntime;
-use crate::provision::TenantRuntime;
+use crate::provision::{TenantDatabases, TenantRuntime};
 use crate::reconcile::notifications::Notifier;
 use crate::reconcile::Reconciler;
 use crate::store::{self, notify::Activity};
@@ -51,10 +51,14 @@ pub async fn prepare(mut config: ServeConfig) -> anyhow::Result<AppState> {
         .parse()
         .context("parsing DATABASE_URL")?;
     let telemetry = Arc::new(Telemetry::new());
+    let dbs = TenantDatabases::new(&config.db, &config.tenants, &config.data_plane)
+        .context("tenant databases")?;
     let reconciler = Reconciler::new(
         pool.clone(),
         runtime.clone(),
+        dbs,
         config.tenants.clone(),
+        config.data_plane.clone(),
         config.reconcile.clone(),
         options.get_port(),
         telemetry.clone(),

@@ -35,13 +35,7 @@ impl std::fmt::Debug for DbConfig {
 /// the setup window has passed) are followed.
 pub const DEFAULT_HEALTHCHECK: &str = "node -e \"const u='http://127.0.0.1:3000';fetch(u+'/api/health').then(r=>r.status===404?fetch(u+'/signin'):r).then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))\"";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Isolation {
-    /// One shared database, a schema and a role per tenant.
-    Schema,
-    /// A database and a role per tenant (needed for Fresco >= 3.1).
-    Database,
-}
+pub use crate::domain::Isolation;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -61,6 +55,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     #[command(flatten)]
     pub tenants: TenantConfig,
+    #[command(flatten)]
+    pub data_plane: DataPlaneConfig,
     #[command(flatten)]
     pub reconcile: ReconcileConfig,
     #[command(flatten)]
@@ -503,6 +499,57 @@ pub struct TenantConfig {
         default_value = "60s"
     )]
     pub idle_in_transaction_timeout: String,
+}
+
+/// Where tenant data lives: the servers' shared tenants database, PgBouncer,
+/// the platform's own sessions on tenant servers, and moves between servers.
+/// The servers themselves are `db_servers` rows (`fresco-platform db-servers`).
+#[derive(Debug, Clone, Args)]
+pub struct DataPlaneConfig {
+    /// Schema isolation's shared database on every server (never the platform
+    /// database). Default: the platform database's name + `_tenants`.
+    #[arg(long, env = "TENANTS_DATABASE")]
+    pub tenants_database: Option<String>,
+    /// Port of the PgBouncer in front of the platform's own Postgres server, on
+    /// the host of TENANT_DB_HOST (or the tenants network's gateway). Tenants
+    /// get DATABASE_URL through it and DATABASE_URL_UNPOOLED direct; unset, both
+    /// are direct. Other servers name their PgBouncer in their `db_servers` row.
+    #[arg(long, env = "TENANT_DB_POOLER_PORT")]
+    pub tenant_db_pooler_port: Option<u16>,
+    /// The role PgBouncer's `auth_query` signs in as; every tenant database
+    /// grants it CONNECT (and nothing else).
+    #[arg(
+        long,
+        env = "PGBOUNCER_AUTH_ROLE",
+        default_value = "fresco_pgbouncer_auth"
+    )]
+    pub pgbouncer_auth_role: String,
+    /// `lock_timeout` of every session the platform opens on a tenant server:
+    /// DDL waiting on a lock gives up (and is retried) instead of hanging.
+    #[arg(long, env = "DDL_LOCK_TIMEOUT", default_value = "5s")]
+    pub ddl_lock_timeout: String,
+    /// `statement_timeout` of those sessions.
+    #[arg(long, env = "DDL_STATEMENT_TIMEOUT", default_value = "60s")]
+    pub ddl_statement_timeout: String,
+    /// Connections of the platform's pool on each tenant server (and on each
+    /// server's shared tenants database).
+    #[arg(long, env = "DB_ADMIN_POOL_SIZE", default_value_t = 3)]
+    pub db_admin_pool_size: u32,
+    /// Connections the platform keeps for itself on its own server: its pool,
+    /// its listeners and its admin pools. A server's capacity × the tenants'
+    /// CONNECTION LIMIT must fit in max_connections − superuser_reserved − this.
+    #[arg(long, env = "PLATFORM_RESERVED_CONNECTIONS", default_value_t = 40)]
+    pub platform_reserved_connections: u32,
+    /// `pg_dump` a move runs (version ≥ the servers').
+    #[arg(long, env = "PG_DUMP", default_value = "pg_dump")]
+    pub pg_dump: String,
+    /// `pg_restore` a move runs.
+    #[arg(long, env = "PG_RESTORE", default_value = "pg_restore")]
+    pub pg_restore: String,
+    /// Folder where a move keeps the tenant's dump while it copies (removed
+    /// after). Default: the system's temporary folder.
+    #[arg(long, env = "MOVE_WORK_DIR")]
+    pub move_work_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

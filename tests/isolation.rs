@@ -30,10 +30,16 @@ async fn schema_mode_tenant_role_is_confined_to_its_schema() {
     let b = p.create_active(&subdomain("iso-b")).await;
     let schema_b = tenant_id(&b).schema_name();
 
+    // Its data is in the tenants database; the platform database is closed to it.
+    match p.connect_as_tenant(&a, &p.db_name).await {
+        Ok(_) => panic!("a schema-mode tenant connected to the platform database"),
+        Err(sqlx::Error::Database(e)) => assert_eq!(e.code().as_deref(), Some("42501"), "{e}"),
+        Err(e) => panic!("unexpected error {e}"),
+    }
     let mut conn = p
-        .connect_as_tenant(&a, &p.db_name)
+        .connect_as_tenant(&a, &p.tenants_db())
         .await
-        .expect("tenant A logs in to the platform database");
+        .expect("tenant A logs in to the tenants database");
     // Positive control: its own tables are readable through its search_path.
     let own: i64 = sqlx::query_scalar("SELECT count(*) FROM \"AppSettings\"")
         .fetch_one(&mut conn)
@@ -41,18 +47,18 @@ async fn schema_mode_tenant_role_is_confined_to_its_schema() {
         .unwrap();
     assert_eq!(own, 1);
 
-    denied(
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM public.users")
+    // The platform's tables are not even in the database it reaches.
+    for table in ["users", "tenants", "api_keys"] {
+        match sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM public.{table}"))
             .fetch_one(&mut conn)
-            .await,
-        "reading platform users",
-    );
-    denied(
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM public.tenants")
-            .fetch_one(&mut conn)
-            .await,
-        "reading platform tenants",
-    );
+            .await
+        {
+            Err(sqlx::Error::Database(e)) => {
+                assert_eq!(e.code().as_deref(), Some("42P01"), "platform {table}: {e}")
+            }
+            other => panic!("platform {table} readable from the tenants database: {other:?}"),
+        }
+    }
     denied(
         sqlx::query_scalar::<_, i64>(&format!(
             "SELECT count(*) FROM \"{schema_b}\".\"AppSettings\""

@@ -9,13 +9,14 @@ use reqwest::StatusCode;
 
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(20);
 
-async fn table_count_in_schema(p: &Platform, schema: &str) -> i64 {
+async fn table_count_in_schema(p: &Platform, database: &str, schema: &str) -> i64 {
+    let mut conn = p.connect_db(database).await;
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
           WHERE n.nspname = $1 AND c.relname IN ('AppSettings', 'Interview')",
     )
     .bind(schema)
-    .fetch_one(&p.pool)
+    .fetch_one(&mut conn)
     .await
     .unwrap()
 }
@@ -33,11 +34,11 @@ async fn created_tenant_becomes_active_and_is_routed_by_traefik() {
     wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
     // Fresco 3.x has no health route; the health check fell back to /signin.
     assert_eq!(through_traefik(&sub, "/api/health").await, 404);
-    // The stand-in's tables landed in this tenant's own schema.
-    assert_eq!(
-        table_count_in_schema(&p, &tenant_id(&id).schema_name()).await,
-        2
-    );
+    // The stand-in's tables landed in this tenant's own schema, in the tenants
+    // database, and nothing of it in the platform database.
+    let schema = tenant_id(&id).schema_name();
+    assert_eq!(table_count_in_schema(&p, &p.tenants_db(), &schema).await, 2);
+    assert_eq!(table_count_in_schema(&p, &p.db_name, &schema).await, 0);
 
     let t = p.tenant(&id).await;
     assert_eq!(t["container"]["health"], "healthy");
@@ -121,7 +122,7 @@ async fn database_mode_tenant_gets_its_own_database() {
     assert_eq!(deadline - initialized, chrono::Duration::hours(2), "{t}");
     // Nothing of the tenant in the platform database.
     assert_eq!(
-        table_count_in_schema(&p, &tenant_id(&id).schema_name()).await,
+        table_count_in_schema(&p, &p.db_name, &tenant_id(&id).schema_name()).await,
         0
     );
     drop(conn);

@@ -369,7 +369,11 @@ async fn admins_see_every_instance_change_roles_and_filter_the_audit_log() {
     // An admin may read any instance's logs.
     b.goto(&format!("/instances/{id}/logs")).await;
     assert_eq!(b.text("h1").await, format!("Logs of {sub}"));
-    assert!(b.text(".eyebrow").await.to_lowercase().contains("another user"));
+    assert!(b
+        .text(".eyebrow")
+        .await
+        .to_lowercase()
+        .contains("another user"));
 
     // Role change: the row in the database changes, the notice says so.
     b.goto("/admin/users").await;

@@ -69,16 +69,9 @@ async fn a_new_user_signs_up_with_the_keyboard_only_and_the_instance_answers_thr
     assert_eq!(b.focused().await, "password");
     b.keys(PASSWORD).await;
     let strength = b
-        .wait_text(
-            "#password-strength",
-            "Strength:",
-            Duration::from_secs(5),
-        )
+        .wait_text("#password-strength", "Strength:", Duration::from_secs(5))
         .await;
-    assert!(
-        strength.contains("strong"),
-        "{strength}"
-    );
+    assert!(strength.contains("strong"), "{strength}");
     assert_eq!(
         b.find("#password-strength")
             .await

@@ -127,7 +127,13 @@ async fn main() {
 
     println!("== 1. server-side render, {requests} sequential GETs each, {INSTANCES} instances ==");
     let (h50, h95, _) = time_gets(&browser_http, &p.base, "/api/health", requests).await;
-    let (j50, j95, _) = time_gets(&browser_http, &p.base, "/api/v1/tenants?perPage=100", requests).await;
+    let (j50, j95, _) = time_gets(
+        &browser_http,
+        &p.base,
+        "/api/v1/tenants?perPage=100",
+        requests,
+    )
+    .await;
     println!("baseline GET /api/health              p50 {h50:6.2} ms  p95 {h95:6.2} ms");
     println!("baseline GET /api/v1/tenants (100)    p50 {j50:6.2} ms  p95 {j95:6.2} ms");
     let instance = format!("/instances/{some_instance}");

@@ -202,7 +202,7 @@ mod tests {
         DesiredState::Stopped,
         DesiredState::Destroyed,
     ];
-    const IN_FLIGHT: [Option<Action>; 8] = [
+    const IN_FLIGHT: [Option<Action>; 9] = [
         None,
         Some(Action::Create),
         Some(Action::Start),
@@ -211,6 +211,7 @@ mod tests {
         Some(Action::Destroy),
         Some(Action::Update),
         Some(Action::Recover),
+        Some(Action::Move),
     ];
 
     /// Every combination of the row's fields.

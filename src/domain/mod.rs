@@ -12,5 +12,6 @@ pub use email::{Email, EmailError};
 pub use lifecycle::{OwnerAction, Refusal};
 pub use subdomain::{Subdomain, SubdomainError, RESERVED_SUBDOMAINS};
 pub use tenant::{
-    Action, DeploymentStatus, DesiredState, Role, TenantId, TenantStatus, SETUP_WINDOW_HOURS,
+    Action, DbLocation, DeploymentStatus, DesiredState, Isolation, Role, TenantId, TenantStatus,
+    SETUP_WINDOW_HOURS,
 };

@@ -135,8 +135,29 @@ text_enum!(
         Destroy => "destroy",
         Update => "update",
         Recover => "recover",
+        Move => "move",
     }
 );
+
+text_enum!(
+    /// How a tenant's data is kept apart in Postgres: a database of its own
+    /// (every Fresco release), or a schema in a shared tenants database (only
+    /// images whose queries honour `?schema=`: Fresco 3.0 and earlier).
+    #[derive(clap::ValueEnum)]
+    Isolation {
+        Schema => "schema",
+        Database => "database",
+    }
+);
+
+/// Where a tenant's data lives: the server (a `db_servers` row), the database
+/// on it, and how it is isolated there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbLocation {
+    pub server: Uuid,
+    pub database: String,
+    pub isolation: Isolation,
+}
 
 text_enum!(
     DeploymentStatus {

@@ -161,26 +161,25 @@ impl FromRequestParts<AppState> for Caller {
 /// The caller behind the session cookie (the pages know no other credential);
 /// a cookie-authenticated change must come from the platform's own origin.
 pub async fn session_caller(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let token =
-            cookie(&parts.headers, session_cookie_name(state)).ok_or(ApiError::Unauthorized)?;
-        let accounts = &state.config.accounts;
-        let found = sessions::user_for_token(
-            &state.pool,
-            &token,
-            chrono::Duration::hours(accounts.session_ttl_hours),
-            chrono::Duration::days(accounts.session_remember_days),
-        )
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-        state.limits.verified(&parts.headers, found.user.id);
-        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe && !same_origin(state, &parts.headers) {
-            return Err(ApiError::Csrf);
-        }
-        Ok(Caller {
-            user: found.user,
-            via: Via::Session(found.session_id),
-        })
+    let token = cookie(&parts.headers, session_cookie_name(state)).ok_or(ApiError::Unauthorized)?;
+    let accounts = &state.config.accounts;
+    let found = sessions::user_for_token(
+        &state.pool,
+        &token,
+        chrono::Duration::hours(accounts.session_ttl_hours),
+        chrono::Duration::days(accounts.session_remember_days),
+    )
+    .await?
+    .ok_or(ApiError::Unauthorized)?;
+    state.limits.verified(&parts.headers, found.user.id);
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && !same_origin(state, &parts.headers) {
+        return Err(ApiError::Csrf);
+    }
+    Ok(Caller {
+        user: found.user,
+        via: Via::Session(found.session_id),
+    })
 }
 
 /// What a caller presented, kept so a long-lived stream can check it again:

@@ -1,6 +1,7 @@
 //! Talking to the outside: tenant roles/schemas/databases in Postgres, tenant
 //! containers in Docker, and the Traefik labels that route them.
 
+pub mod copy;
 pub mod database;
 pub mod docker;
 pub mod labels;

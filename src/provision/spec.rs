@@ -91,10 +91,14 @@ impl FrescoSettings {
 /// Where a tenant's container finds its database.
 #[derive(Debug, Clone)]
 pub struct DbTarget {
-    /// host:port as seen from inside the container.
-    pub host: String,
-    /// The platform database's name (schema mode).
-    pub platform_database: String,
+    /// host:port of the server as seen from inside the container
+    /// (DATABASE_URL_UNPOOLED, Fresco's migrations).
+    pub direct: String,
+    /// host:port of the server's PgBouncer, when it has one (DATABASE_URL).
+    pub pooled: Option<String>,
+    /// The database holding the tenant's data, and how it is isolated there.
+    pub database: String,
+    pub isolation: Isolation,
 }
 
 /// Parses FRESCO_HEALTHCHECK: a JSON array runs in exec form, anything else in a shell.
@@ -114,40 +118,62 @@ pub struct SpecInput<'a> {
     pub image: &'a str,
     pub limits: &'a ResourceLimits,
     pub db: &'a DbTarget,
-    pub isolation: Isolation,
     /// The owner's Fresco options (part of the env, so of the hash).
     pub settings: FrescoSettings,
     /// `None` computes the hash of the spec a container would get.
     pub password: Option<&'a str>,
 }
 
-pub fn database_url(input: &SpecInput<'_>, password: &str) -> String {
+/// Which of the two URLs a container gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Through the server's PgBouncer (transaction pooling) where it has one.
+    Pooler,
+    /// Straight to the server.
+    Direct,
+}
+
+/// `DATABASE_URL` (`Via::Pooler`) or `DATABASE_URL_UNPOOLED` (`Via::Direct`).
+/// Through PgBouncer the URL says `pgbouncer=true`, which makes Prisma's own
+/// query engine leave out prepared statements (transaction pooling hands each
+/// transaction any server connection); the pg driver adapter Fresco 3.1 uses
+/// sends unnamed statements and ignores the parameter.
+pub fn database_url(input: &SpecInput<'_>, password: &str, via: Via) -> String {
     let role = input.tenant.role_name();
-    match input.isolation {
-        Isolation::Schema => format!(
-            "postgres://{role}:{password}@{}/{}?schema={}",
-            input.db.host,
-            input.db.platform_database,
-            input.tenant.schema_name()
-        ),
-        Isolation::Database => {
-            format!(
-                "postgres://{role}:{password}@{}/{}",
-                input.db.host,
-                input.tenant.database_name()
-            )
-        }
+    let db = input.db;
+    let (host, pooled) = match (via, &db.pooled) {
+        (Via::Pooler, Some(pooler)) => (pooler.as_str(), true),
+        _ => (db.direct.as_str(), false),
+    };
+    let mut params = Vec::new();
+    if db.isolation == Isolation::Schema {
+        params.push(format!("schema={}", input.tenant.schema_name()));
     }
+    if pooled {
+        params.push("pgbouncer=true".to_owned());
+    }
+    let query = if params.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", params.join("&"))
+    };
+    format!("postgres://{role}:{password}@{host}/{}{query}", db.database)
 }
 
 /// The spec of a tenant's container. Its hash leaves out the password, which
 /// changes at every (re)create, so only real changes trigger a recreate.
 pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
-    let url = database_url(input, input.password.unwrap_or("<password>"));
+    let password = input.password.unwrap_or("<password>");
     let public_url = cfg.tenant_url(input.subdomain);
     let mut env = vec![
-        ("DATABASE_URL".to_owned(), url.clone()),
-        ("DATABASE_URL_UNPOOLED".to_owned(), url),
+        (
+            "DATABASE_URL".to_owned(),
+            database_url(input, password, Via::Pooler),
+        ),
+        (
+            "DATABASE_URL_UNPOOLED".to_owned(),
+            database_url(input, password, Via::Direct),
+        ),
         ("PUBLIC_URL".to_owned(), public_url.clone()),
         ("FRESCO_URL".to_owned(), public_url),
         ("NODE_ENV".to_owned(), "production".to_owned()),
@@ -155,7 +181,7 @@ pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
         ("PORT".to_owned(), labels::FRESCO_PORT.to_string()),
     ];
     env.extend(input.settings.env(cfg));
-    if input.isolation == Isolation::Schema {
+    if input.db.isolation == Isolation::Schema {
         env.push(("DATABASE_SCHEMA".to_owned(), input.tenant.schema_name()));
     }
     let memory_mb = input
@@ -202,7 +228,8 @@ pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
 
 fn spec_hash(spec: &ContainerSpec, input: &SpecInput<'_>) -> String {
     let mut h = Sha256::new();
-    let redacted = database_url(input, "<password>");
+    let pooled = database_url(input, "<password>", Via::Pooler);
+    let direct = database_url(input, "<password>", Via::Direct);
     let mut feed = |s: &str| {
         h.update(s.as_bytes());
         h.update([0u8]);
@@ -210,10 +237,10 @@ fn spec_hash(spec: &ContainerSpec, input: &SpecInput<'_>) -> String {
     feed(&spec.image);
     for (k, v) in &spec.env {
         feed(k);
-        feed(if k.starts_with("DATABASE_URL") {
-            &redacted
-        } else {
-            v
+        feed(match k.as_str() {
+            "DATABASE_URL" => &pooled,
+            "DATABASE_URL_UNPOOLED" => &direct,
+            _ => v,
         });
     }
     for (k, v) in &spec.labels {
@@ -268,18 +295,87 @@ mod tests {
         Flags::try_parse_from(argv).map(|f| f.tenants)
     }
 
-    fn spec_of(cfg: &TenantConfig) -> ContainerSpec {
-        let db = DbTarget {
-            host: "172.18.0.1:5432".to_owned(),
-            platform_database: "fresco_platform".to_owned(),
+    fn target() -> DbTarget {
+        DbTarget {
+            direct: "172.18.0.1:5432".to_owned(),
+            pooled: Some("172.18.0.1:6432".to_owned()),
+            database: "tenant_0123456789abcdef0123456789abcdef".to_owned(),
+            isolation: Isolation::Database,
+        }
+    }
+
+    #[test]
+    fn the_app_goes_through_pgbouncer_and_migrations_straight_to_postgres() {
+        let cfg = config(&[]).unwrap();
+        let mut db = target();
+        let input = |db: &DbTarget| {
+            build(
+                &cfg,
+                &SpecInput {
+                    tenant: "0123456789abcdef0123456789abcdef".parse().unwrap(),
+                    subdomain: "study",
+                    image: "fresco:test",
+                    limits: &ResourceLimits::default(),
+                    db,
+                    settings: FrescoSettings::default(),
+                    password: Some("pw"),
+                },
+            )
         };
+        let env = |s: &ContainerSpec, k: &str| {
+            s.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let role = "tenant_user_0123456789abcdef0123456789abcdef";
+        let database = "tenant_0123456789abcdef0123456789abcdef";
+        let spec = input(&db);
+        assert_eq!(
+            env(&spec, "DATABASE_URL"),
+            format!("postgres://{role}:pw@172.18.0.1:6432/{database}?pgbouncer=true")
+        );
+        assert_eq!(
+            env(&spec, "DATABASE_URL_UNPOOLED"),
+            format!("postgres://{role}:pw@172.18.0.1:5432/{database}")
+        );
+        db.pooled = None;
+        let direct = input(&db);
+        assert_eq!(
+            env(&direct, "DATABASE_URL"),
+            env(&direct, "DATABASE_URL_UNPOOLED")
+        );
+        assert_ne!(
+            direct.labels[labels::SPEC_HASH],
+            spec.labels[labels::SPEC_HASH],
+            "a pooler added or removed recreates the container"
+        );
+        db.isolation = Isolation::Schema;
+        db.database = "platform_tenants".into();
+        db.pooled = Some("172.18.0.1:6432".into());
+        let schema = input(&db);
+        assert_eq!(
+            env(&schema, "DATABASE_URL"),
+            format!(
+                "postgres://{role}:pw@172.18.0.1:6432/platform_tenants?schema=tenant_0123456789abcdef0123456789abcdef&pgbouncer=true"
+            )
+        );
+        assert!(!schema.labels[labels::SPEC_HASH].is_empty());
+        assert!(
+            !format!("{schema:?}").contains("pw@"),
+            "Debug leaves env values out"
+        );
+    }
+
+    fn spec_of(cfg: &TenantConfig) -> ContainerSpec {
+        let db = target();
         let input = SpecInput {
             tenant: "0123456789abcdef0123456789abcdef".parse().unwrap(),
             subdomain: "study",
             image: "fresco:test",
             limits: &ResourceLimits::default(),
             db: &db,
-            isolation: Isolation::Database,
             settings: FrescoSettings::default(),
             password: None,
         };
@@ -295,10 +391,7 @@ mod tests {
         let default = cfg.disable_analytics.to_string();
         assert_eq!(env(&base, "DISABLE_ANALYTICS"), Some(default));
         assert_eq!(env(&base, "SANDBOX_MODE"), None);
-        let db = DbTarget {
-            host: "172.18.0.1:5432".to_owned(),
-            platform_database: "fresco_platform".to_owned(),
-        };
+        let db = target();
         let with = |settings| {
             build(
                 &cfg,
@@ -308,7 +401,6 @@ mod tests {
                     image: "fresco:test",
                     limits: &ResourceLimits::default(),
                     db: &db,
-                    isolation: Isolation::Database,
                     settings,
                     password: None,
                 },

@@ -10,12 +10,13 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{crash_loop, Reconciler};
-use crate::domain::{Action, DesiredState, TenantId, TenantStatus};
+use crate::domain::{Action, DbLocation, DesiredState, TenantId, TenantStatus};
 use crate::provision::database::DatabaseError;
 use crate::provision::labels::SPEC_HASH;
 use crate::provision::runtime::ContainerInfo;
 use crate::provision::spec::{self, DbTarget, ResourceLimits, SpecInput};
 use crate::provision::{ContainerSpec, Health, RunState, RuntimeError};
+use crate::store::db_servers::{DbServer, PlacementError};
 use crate::store::locks::TenantLock;
 use crate::store::tenants::{Completion, Tenant};
 use crate::store::{self, StoreError};
@@ -32,6 +33,10 @@ pub enum ConvergeError {
     Database(#[from] DatabaseError),
     #[error("platform database: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    #[error(transparent)]
+    Copy(#[from] crate::provision::copy::CopyError),
     #[error("{0}")]
     Container(String),
     /// The container keeps exiting during start-up: retrying cannot help.
@@ -41,6 +46,9 @@ pub enum ConvergeError {
     /// itself): retrying cannot help.
     #[error("{0}")]
     Refused(String),
+    /// A move was rolled back: the tenant runs where it was; the action failed.
+    #[error("{0}")]
+    MoveFailed(String),
 }
 
 impl From<sqlx::Error> for ConvergeError {
@@ -49,7 +57,7 @@ impl From<sqlx::Error> for ConvergeError {
     }
 }
 
-enum Outcome {
+pub(super) enum Outcome {
     /// The tenant is where its owner wants it.
     Reached {
         status: TenantStatus,
@@ -168,12 +176,24 @@ impl Reconciler {
             Err(e) => {
                 match &e {
                     ConvergeError::Runtime(_) => self.inner.telemetry.docker_errors.inc(),
-                    ConvergeError::Database(_) | ConvergeError::Store(_) => {
-                        self.inner.telemetry.postgres_errors.inc()
-                    }
+                    ConvergeError::Database(_)
+                    | ConvergeError::Store(_)
+                    | ConvergeError::Placement(_)
+                    | ConvergeError::Copy(_) => self.inner.telemetry.postgres_errors.inc(),
                     ConvergeError::Container(_)
                     | ConvergeError::CrashLoop(_)
-                    | ConvergeError::Refused(_) => {}
+                    | ConvergeError::Refused(_)
+                    | ConvergeError::MoveFailed(_) => {}
+                }
+                if let ConvergeError::MoveFailed(message) = &e {
+                    let status = match tenant.desired_state {
+                        DesiredState::Running => TenantStatus::Active,
+                        _ => TenantStatus::Stopped,
+                    };
+                    store::tenants::fail_move(pool, &tenant, status, message).await?;
+                    self.observe(&tenant, "failed");
+                    warn!(error = %message, "move failed; the tenant stays where it was");
+                    return Ok(());
                 }
                 let message = e.to_string();
                 let retry_in = self.inner.cfg.backoff(tenant.attempts);
@@ -205,7 +225,16 @@ impl Reconciler {
             return;
         }
         let id = tenant.tenant_id();
-        match self.inner.dbs.fresco_initialized_at(id).await {
+        let read = async {
+            let (server, loc) = self.placed(tenant).await?;
+            Ok::<_, ConvergeError>(
+                self.inner
+                    .dbs
+                    .fresco_initialized_at(&server, &loc, id)
+                    .await?,
+            )
+        };
+        match read.await {
             Ok(Some(at)) => {
                 if let Err(e) =
                     store::tenants::set_fresco_initialized_at(&self.inner.pool, id, at).await
@@ -299,49 +328,104 @@ impl Reconciler {
         Ok(drift)
     }
 
-    /// Where containers find Postgres. Drift checks reuse the last answer;
-    /// `refresh` (before a container is created) makes sure the network exists
-    /// and reads its gateway again.
-    async fn db_target(&self, refresh: bool) -> Result<DbTarget, ConvergeError> {
+    /// The tenants network's gateway: where a host written as `:port` is.
+    /// Drift checks reuse the last answer; `refresh` (before a container is
+    /// created) makes sure the network exists and reads it again.
+    async fn gateway(&self, refresh: bool) -> Result<Option<String>, ConvergeError> {
         if !refresh {
             let cached = self
                 .inner
-                .db_target
+                .gateway
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            if let Some(target) = cached {
-                return Ok(target);
+            if let Some(gateway) = cached {
+                return Ok(gateway);
             }
         }
-        let cfg = &self.inner.tenants;
         let gateway = self
             .inner
             .runtime
-            .ensure_network(&cfg.tenants_network)
+            .ensure_network(&self.inner.tenants.tenants_network)
             .await?;
-        let host = match (&cfg.tenant_db_host, gateway) {
-            (Some(h), _) if h.contains(':') => h.clone(),
-            (Some(h), _) => format!("{h}:{}", self.inner.db_port),
-            (None, Some(gw)) => format!("{gw}:{}", self.inner.db_port),
-            (None, None) => {
-                return Err(ConvergeError::Container(format!(
-                    "network {} has no gateway address; set TENANT_DB_HOST",
-                    cfg.tenants_network
-                )))
+        *self.inner.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(gateway.clone());
+        Ok(gateway)
+    }
+
+    /// Where containers find the tenant's database: its server's direct and
+    /// pooled addresses as seen from inside the container.
+    async fn db_target(
+        &self,
+        server: &DbServer,
+        loc: &DbLocation,
+        refresh: bool,
+    ) -> Result<DbTarget, ConvergeError> {
+        let cfg = &self.inner.tenants;
+        let gateway = self.gateway(refresh).await?;
+        let on_gateway = |port: &str| match &gateway {
+            Some(gw) => Ok(format!("{gw}:{port}")),
+            None => Err(ConvergeError::Container(format!(
+                "network {} has no gateway address; give database server {} a full host:port",
+                cfg.tenants_network, server.name
+            ))),
+        };
+        let resolve = |host: &str| match host.strip_prefix(':') {
+            Some(port) => on_gateway(port),
+            None => Ok(host.to_owned()),
+        };
+        let direct = match (&server.tenant_host, &cfg.tenant_db_host) {
+            (Some(h), _) => resolve(h)?,
+            (None, Some(h)) if h.contains(':') => h.clone(),
+            (None, Some(h)) => format!("{h}:{}", self.inner.db_port),
+            (None, None) => on_gateway(&self.inner.db_port.to_string())?,
+        };
+        let pooled = match (&server.pooler_host, self.inner.plane.tenant_db_pooler_port) {
+            (Some(h), _) => Some(resolve(h)?),
+            (None, Some(port)) if server.tenant_host.is_none() => {
+                let host = direct.rsplit_once(':').map_or(direct.as_str(), |(h, _)| h);
+                Some(format!("{host}:{port}"))
+            }
+            (None, _) => None,
+        };
+        Ok(DbTarget {
+            direct,
+            pooled,
+            database: loc.database.clone(),
+            isolation: loc.isolation,
+        })
+    }
+
+    /// The tenant's place (server and location); placing it first when it has none.
+    pub(super) async fn place(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<(DbServer, DbLocation), ConvergeError> {
+        let loc = match tenant.location() {
+            Some(loc) => loc,
+            None => {
+                store::db_servers::place(
+                    &self.inner.pool,
+                    tenant.tenant_id(),
+                    self.inner.dbs.isolation(),
+                    self.inner.dbs.tenants_database(),
+                )
+                .await?
             }
         };
-        let platform_database = self.inner.dbs.current_database().await?;
-        let target = DbTarget {
-            host,
-            platform_database,
-        };
-        *self
-            .inner
-            .db_target
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(target.clone());
-        Ok(target)
+        let server = store::db_servers::get(&self.inner.pool, loc.server).await?;
+        Ok((server, loc))
+    }
+
+    /// The tenant's place, if it has one (None: never placed, nothing to find).
+    pub(super) async fn placed(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<(DbServer, DbLocation), ConvergeError> {
+        let loc = tenant
+            .location()
+            .ok_or_else(|| ConvergeError::Container("the tenant has no database yet".to_owned()))?;
+        let server = store::db_servers::get(&self.inner.pool, loc.server).await?;
+        Ok((server, loc))
     }
 
     fn limits(tenant: &Tenant) -> ResourceLimits {
@@ -350,7 +434,12 @@ impl Reconciler {
 
     /// The container spec this tenant should have; without a password it is
     /// only good for its hash.
-    fn spec_for(&self, tenant: &Tenant, db: &DbTarget, password: Option<&str>) -> ContainerSpec {
+    pub(super) fn spec_for(
+        &self,
+        tenant: &Tenant,
+        db: &DbTarget,
+        password: Option<&str>,
+    ) -> ContainerSpec {
         let image = self.image_of(tenant);
         let limits = Self::limits(tenant);
         let input = SpecInput {
@@ -359,7 +448,6 @@ impl Reconciler {
             image: &image,
             limits: &limits,
             db,
-            isolation: self.inner.dbs.isolation(),
             settings: tenant.settings(),
             password,
         };
@@ -367,7 +455,8 @@ impl Reconciler {
     }
 
     async fn desired_hash(&self, tenant: &Tenant) -> Result<Option<String>, ConvergeError> {
-        let target = self.db_target(false).await?;
+        let (server, loc) = self.placed(tenant).await?;
+        let target = self.db_target(&server, &loc, false).await?;
         Ok(self
             .spec_for(tenant, &target, None)
             .labels
@@ -376,6 +465,11 @@ impl Reconciler {
     }
 
     async fn converge(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
+        if tenant.desired_state != DesiredState::Destroyed {
+            if let Some(m) = store::moves::open_for(&self.inner.pool, tenant.tenant_id()).await? {
+                return self.converge_move(tenant, m).await;
+            }
+        }
         match tenant.desired_state {
             DesiredState::Running => self.converge_running(tenant).await,
             DesiredState::Stopped => self.converge_stopped(tenant).await,
@@ -383,7 +477,7 @@ impl Reconciler {
         }
     }
 
-    async fn converge_running(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
+    pub(super) async fn converge_running(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
         let id = tenant.tenant_id();
         let runtime = &self.inner.runtime;
         if tenant.status != TenantStatus::Provisioning {
@@ -392,12 +486,13 @@ impl Reconciler {
         let progress =
             |step: &'static str| store::tenants::set_progress(&self.inner.pool, id, step);
         progress("database").await?;
-        let role_created = self.inner.dbs.ensure(id).await?;
+        let (server, loc) = self.place(tenant).await?;
+        let role_created = self.inner.dbs.ensure(&server, &loc, id).await?;
         progress("image").await?;
         runtime.ensure_image(&self.image_of(tenant)).await?;
         self.refuse_routing_image(tenant).await?;
         progress("container").await?;
-        let target = self.db_target(true).await?;
+        let target = self.db_target(&server, &loc, true).await?;
         let wanted_hash = self
             .spec_for(tenant, &target, None)
             .labels
@@ -412,7 +507,7 @@ impl Reconciler {
             // A fresh password at every (re)create: set on the role, handed to the
             // container, stored nowhere else.
             let password = new_password();
-            self.inner.dbs.set_password(id, &password).await?;
+            self.inner.dbs.set_password(&server, id, &password).await?;
             runtime
                 .create(&self.spec_for(tenant, &target, Some(&password)))
                 .await?;
@@ -477,7 +572,7 @@ impl Reconciler {
         }
     }
 
-    async fn converge_stopped(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
+    pub(super) async fn converge_stopped(&self, tenant: &Tenant) -> Result<Outcome, ConvergeError> {
         let id = tenant.tenant_id();
         if let Some(c) = self.inner.runtime.inspect(id).await? {
             if matches!(
@@ -503,7 +598,24 @@ impl Reconciler {
             store::tenants::set_status(&self.inner.pool, id, TenantStatus::Destroying).await?;
         }
         self.inner.runtime.remove(id).await?;
-        self.inner.dbs.teardown(id).await?;
+        // A move under way leaves a second copy: both go.
+        if let Some(m) = store::moves::open_for(&self.inner.pool, id).await? {
+            for loc in [m.to(), m.from()] {
+                let server = store::db_servers::get(&self.inner.pool, loc.server).await?;
+                self.inner.dbs.teardown(&server, &loc, id).await?;
+            }
+            store::moves::finish(
+                &self.inner.pool,
+                m.id,
+                store::moves::Phase::Abandoned,
+                Some("the instance was destroyed"),
+            )
+            .await?;
+        }
+        if let Some(loc) = tenant.location() {
+            let server = store::db_servers::get(&self.inner.pool, loc.server).await?;
+            self.inner.dbs.teardown(&server, &loc, id).await?;
+        }
         Ok(Outcome::Reached {
             status: TenantStatus::Destroyed,
             container_id: None,

@@ -7,6 +7,7 @@
 
 mod converge;
 mod crash_loop;
+mod moves;
 pub mod notifications;
 
 use std::collections::{HashMap, HashSet};
@@ -21,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::config::{ReconcileConfig, TenantConfig};
+use crate::config::{DataPlaneConfig, ReconcileConfig, TenantConfig};
 use crate::domain::TenantId;
+use crate::provision::copy::Copier;
 use crate::provision::database::DbOrphans;
 use crate::provision::{TenantDatabases, TenantRuntime};
 use crate::store::{self, notify};
@@ -58,7 +60,9 @@ struct Inner {
     pool: PgPool,
     runtime: Arc<dyn TenantRuntime>,
     dbs: TenantDatabases,
+    copier: Copier,
     tenants: TenantConfig,
+    plane: DataPlaneConfig,
     cfg: ReconcileConfig,
     db_port: u16,
     limit: Semaphore,
@@ -67,8 +71,8 @@ struct Inner {
     last_orphans: Mutex<Option<String>>,
     /// Restart counts at the start of each tenant's action (crash loops).
     crash_loops: crash_loop::Baselines,
-    /// Where containers reach Postgres, as last worked out.
-    db_target: Mutex<Option<crate::provision::spec::DbTarget>>,
+    /// The tenants network's gateway, as last read (`:port` hosts are on it).
+    gateway: Mutex<Option<Option<String>>>,
     telemetry: Arc<Telemetry>,
     /// When the loop last turned (Unix milliseconds; 0 before it starts), for
     /// the status page.
@@ -86,22 +90,27 @@ pub struct OrphanReport {
 }
 
 impl Reconciler {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         pool: PgPool,
         runtime: Arc<dyn TenantRuntime>,
+        dbs: TenantDatabases,
         tenants: TenantConfig,
+        plane: DataPlaneConfig,
         cfg: ReconcileConfig,
         db_port: u16,
         telemetry: Arc<Telemetry>,
     ) -> Self {
-        let dbs = TenantDatabases::new(pool.clone(), &tenants);
+        let copier = Copier::new(&plane);
         let limit = Semaphore::new(cfg.concurrency.max(1));
         Self {
             inner: Arc::new(Inner {
                 pool,
                 runtime,
                 dbs,
+                copier,
                 tenants,
+                plane,
                 cfg,
                 db_port,
                 limit,
@@ -109,7 +118,7 @@ impl Reconciler {
                 tasks: TaskTracker::new(),
                 last_orphans: Mutex::new(None),
                 crash_loops: Default::default(),
-                db_target: Mutex::new(None),
+                gateway: Mutex::new(None),
                 telemetry,
                 heartbeat: AtomicI64::new(0),
             }),
@@ -206,6 +215,15 @@ impl Reconciler {
             Ok(ids) => ids.into_iter().for_each(|id| self.dispatch(id)),
             Err(e) => warn!(error = %e, "resync could not list tenants"),
         }
+        match moves::drain(self).await {
+            Ok(ids) => ids.into_iter().for_each(|id| self.dispatch(id)),
+            Err(e) => warn!(error = %e, "drain could not start moves"),
+        }
+    }
+
+    /// The tenant databases (the API's moves and server checks use them too).
+    pub fn databases(&self) -> &TenantDatabases {
+        &self.inner.dbs
     }
 
     /// Removes managed containers of this instance whose tenant is gone, and
@@ -227,7 +245,12 @@ impl Reconciler {
             }
         }
         let live: Vec<TenantId> = live.into_iter().collect();
-        report.database = self.inner.dbs.orphans(&live).await?;
+        let servers: Vec<_> = store::db_servers::list(&self.inner.pool)
+            .await?
+            .into_iter()
+            .map(|l| l.server)
+            .collect();
+        report.database = self.inner.dbs.orphans(&servers, &live).await?;
         Ok(report)
     }
 

@@ -440,8 +440,9 @@ mod tests {
                 "{event:?}"
             );
             assert!(
-                mail.body.contains("https://platform.example/instances/00000000-0000-0000-0000-000000000000")
-                    || matches!(event, Event::Deployed { ref action } if action == "update"),
+                mail.body.contains(
+                    "https://platform.example/instances/00000000-0000-0000-0000-000000000000"
+                ) || matches!(event, Event::Deployed { ref action } if action == "update"),
                 "{event:?}: {}",
                 mail.body
             );

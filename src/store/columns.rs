@@ -6,7 +6,7 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
-use crate::domain::{Action, DeploymentStatus, DesiredState, Role, TenantStatus};
+use crate::domain::{Action, DeploymentStatus, DesiredState, Isolation, Role, TenantStatus};
 
 macro_rules! text_column {
     ($($name:ty),+ $(,)?) => {$(
@@ -34,4 +34,11 @@ macro_rules! text_column {
     )+};
 }
 
-text_column!(TenantStatus, DesiredState, Action, DeploymentStatus, Role);
+text_column!(
+    TenantStatus,
+    DesiredState,
+    Action,
+    DeploymentStatus,
+    Role,
+    Isolation
+);

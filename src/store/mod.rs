@@ -2,8 +2,10 @@
 
 pub mod audit;
 mod columns;
+pub mod db_servers;
 pub mod deployments;
 pub mod locks;
+pub mod moves;
 pub mod notifications;
 pub mod notify;
 pub mod sessions;

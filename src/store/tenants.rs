@@ -42,6 +42,10 @@ pub struct Tenant {
     /// The owner's Fresco settings (`FrescoSettings`); None keeps the default.
     pub setting_disable_analytics: Option<bool>,
     pub setting_sandbox_mode: Option<bool>,
+    /// Where its data lives (None until the reconciler places it).
+    pub db_server_id: Option<Uuid>,
+    pub db_name: Option<String>,
+    pub db_isolation: Option<crate::domain::Isolation>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -50,7 +54,8 @@ const COLUMNS: &str =
     "id, user_id, tenant_identifier, subdomain, status, desired_state, generation,
     observed_generation, current_action, action_started_at, last_error, attempts, next_attempt_at,
     image, container_id, first_started_at, fresco_initialized_at, last_deployed_at, metadata, resource_limits, progress, resource_alert,
-    setting_disable_analytics, setting_sandbox_mode, created_at, updated_at";
+    setting_disable_analytics, setting_sandbox_mode, db_server_id, db_name, db_isolation,
+    created_at, updated_at";
 
 impl Tenant {
     pub fn tenant_id(&self) -> TenantId {
@@ -71,6 +76,14 @@ impl Tenant {
             disable_analytics: self.setting_disable_analytics,
             sandbox_mode: self.setting_sandbox_mode,
         }
+    }
+    /// Where its data lives, once placed.
+    pub fn location(&self) -> Option<crate::domain::DbLocation> {
+        Some(crate::domain::DbLocation {
+            server: self.db_server_id?,
+            database: self.db_name.clone()?,
+            isolation: self.db_isolation?,
+        })
     }
     /// The owner's intent has been fully applied and nothing is in flight.
     pub fn converged(&self) -> bool {
@@ -477,6 +490,45 @@ pub async fn fail(
     }
     tx.commit().await?;
     Ok(final_failure)
+}
+
+/// A move that was rolled back: the tenant is back where it was (`status`),
+/// the action ends, and its `failed` row says why.
+pub async fn fail_move(
+    pool: &PgPool,
+    tenant: &Tenant,
+    status: TenantStatus,
+    message: &str,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    let current = get_for_update(&mut tx, tenant.tenant_id()).await?;
+    if current.current_action != Some(Action::Move) {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE tenants SET status = $2, last_error = $3, attempts = 0, current_action = NULL,
+                action_started_at = NULL, observed_generation = generation, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(current.id)
+    .bind(status.as_str())
+    .bind(message)
+    .execute(&mut *tx)
+    .await?;
+    let duration = current
+        .action_started_at
+        .map(|s| (Utc::now() - s).num_milliseconds());
+    deployments::append(
+        &mut *tx,
+        current.tenant_id(),
+        Action::Move,
+        DeploymentStatus::Failed,
+        Some(message),
+        json!({ "durationMs": duration, "rolledBack": true }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Active tenants, for the metrics sampler.

@@ -37,12 +37,23 @@ fn assets() -> &'static HashMap<String, Asset> {
         let mut all: HashMap<String, Asset> = Files::iter()
             .filter_map(|name| {
                 let body = Files::get(&name)?.data.into_owned();
-                Some((name.into_owned(), Asset { hash: short_hash(&body), body }))
+                Some((
+                    name.into_owned(),
+                    Asset {
+                        hash: short_hash(&body),
+                        body,
+                    },
+                ))
             })
             .collect();
         let hashed: Vec<(String, String)> = all
             .iter()
-            .map(|(name, a)| (format!("url(\"{name}\")"), format!("url(\"/assets/{}/{name}\")", a.hash)))
+            .map(|(name, a)| {
+                (
+                    format!("url(\"{name}\")"),
+                    format!("url(\"/assets/{}/{name}\")", a.hash),
+                )
+            })
             .collect();
         for (name, asset) in all.iter_mut().filter(|(n, _)| n.ends_with(".css")) {
             let mut css = String::from_utf8_lossy(&asset.body).into_owned();
@@ -119,11 +130,17 @@ mod tests {
     #[test]
     fn every_asset_has_a_hashed_url() {
         let css = url("app.css");
-        assert!(css.starts_with("/assets/") && css.ends_with("/app.css"), "{css}");
+        assert!(
+            css.starts_with("/assets/") && css.ends_with("/app.css"),
+            "{css}"
+        );
         assert_eq!(css.len(), "/assets//app.css".len() + 12);
         assert!(url("nope.css").contains("/missing/"));
         let served = String::from_utf8(served("app.css").unwrap().to_vec()).unwrap();
         let font = url("fonts/quicksand-latin-400.woff2");
-        assert!(served.contains(&format!("url(\"{font}\")")), "fonts get hashed URLs");
+        assert!(
+            served.contains(&format!("url(\"{font}\")")),
+            "fonts get hashed URLs"
+        );
     }
 }

@@ -43,11 +43,7 @@ fn destination(next: Option<&str>) -> String {
         .to_owned()
 }
 
-async fn login_page(
-    member: Option<Member>,
-    headers: HeaderMap,
-    Query(q): Query<Next>,
-) -> Response {
+async fn login_page(member: Option<Member>, headers: HeaderMap, Query(q): Query<Next>) -> Response {
     let next = destination(q.next.as_deref());
     if member.is_some() {
         return Redirect::to(&next).into_response();

@@ -17,12 +17,17 @@ use crate::store::StoreError;
 #[derive(Debug)]
 pub enum WebError {
     /// Not signed in: go to the login page, then back to `next`.
-    SignIn { next: String },
+    SignIn {
+        next: String,
+    },
     NotFound,
     Forbidden(String),
     /// A refusal a person can act on (a conflict, a rate limit, bad input that
     /// has no form field to sit beside).
-    Refused { status: StatusCode, message: String },
+    Refused {
+        status: StatusCode,
+        message: String,
+    },
     Unavailable(String),
     Internal(String),
 }

@@ -203,7 +203,13 @@ mod tests {
     fn every_notice_reads_back_from_its_cookie_and_unknown_codes_show_nothing() {
         for notice in Notice::ALL {
             let (_, value) = notice.cookie();
-            let pair = value.to_str().unwrap().split(';').next().unwrap().to_owned();
+            let pair = value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned();
             let mut headers = HeaderMap::new();
             headers.insert("cookie", HeaderValue::from_str(&pair).unwrap());
             assert_eq!(Notice::from_headers(&headers), Some(notice));

@@ -17,11 +17,11 @@ pub mod form;
 mod instances;
 mod landing;
 pub mod layout;
-mod notifications;
 mod logs;
+mod notifications;
 pub mod session;
-mod support;
 mod signup;
+mod support;
 
 use axum::extract::Request;
 use axum::http::header::{CONTENT_TYPE, COOKIE};
@@ -77,8 +77,9 @@ pub async fn page_headers(request: Request, next: Next) -> Response {
             response.headers_mut().append(name, value);
         }
     }
-    response
-        .headers_mut()
-        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }

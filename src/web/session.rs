@@ -50,7 +50,8 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = WebError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
-        let Member(caller) = <Member as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        let Member(caller) =
+            <Member as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
         if !caller.is_admin() {
             return Err(WebError::Forbidden(
                 "This page is for platform admins.".into(),

@@ -293,6 +293,18 @@ impl Platform {
         userinfo.split_once(':').unwrap().1.to_owned()
     }
 
+    /// Schema mode's shared tenants database beside this platform's database.
+    pub fn tenants_db(&self) -> String {
+        format!("{}_tenants", self.db_name)
+    }
+
+    /// A connection to `database` on the main server as the platform's role.
+    pub async fn connect_db(&self, database: &str) -> PgConnection {
+        PgConnection::connect(&with_database(&self.db_url, database))
+            .await
+            .unwrap_or_else(|e| panic!("connect to {database} as the platform role: {e}"))
+    }
+
     /// A connection as the tenant's own role, from the host.
     pub async fn connect_as_tenant(
         &self,
@@ -336,22 +348,48 @@ impl Platform {
         }
         self.cleaned = true;
         self.kill_server().await;
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants")
-            .fetch_all(&self.pool)
-            .await
-            .unwrap_or_default();
-        let dbs = TenantDatabases::new(self.pool.clone(), &self.config().tenants);
+        // Every place a tenant's data may be: where its row says, and both ends
+        // of any move it made.
+        let places: Vec<(
+            uuid::Uuid,
+            Option<uuid::Uuid>,
+            Option<String>,
+            Option<String>,
+        )> = sqlx::query_as(
+            "SELECT id, db_server_id, db_name, db_isolation FROM tenants
+                 UNION SELECT tenant_id, from_server_id, from_db, from_isolation FROM tenant_moves
+                 UNION SELECT tenant_id, to_server_id, to_db, to_isolation FROM tenant_moves",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        let config = self.config();
+        let dbs = TenantDatabases::new(&config.db, &config.tenants, &config.data_plane)
+            .expect("tenant databases");
         let remove = RemoveContainerOptionsBuilder::new()
             .force(true)
             .v(true)
             .build();
-        for id in &ids {
-            let id = TenantId(*id);
+        for (id, server, database, isolation) in places {
+            let id = TenantId(id);
             let _ = self
                 .docker
                 .remove_container(&id.container_name(), Some(remove.clone()))
                 .await;
-            if let Err(e) = dbs.teardown(id).await {
+            let (Some(server), Some(database), Some(isolation)) = (server, database, isolation)
+            else {
+                continue;
+            };
+            let Ok(server) = fresco_platform::store::db_servers::get(&self.pool, server).await
+            else {
+                continue;
+            };
+            let loc = fresco_platform::domain::DbLocation {
+                server: server.id,
+                database,
+                isolation: isolation.parse().expect("isolation"),
+            };
+            if let Err(e) = dbs.teardown(&server, &loc, id).await {
                 eprintln!("cleanup of tenant {id} failed: {e}");
             }
         }
@@ -363,12 +401,17 @@ impl Platform {
         }
         self.pool.close().await;
         if let Ok(mut conn) = PgConnection::connect(&env("FP_TEST_ADMIN_DATABASE_URL")).await {
-            let _ = sqlx::raw_sql(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.db_name
-            ))
-            .execute(&mut conn)
-            .await;
+            // The platform database, and the tenants database schema mode made
+            // beside it with its group role (one statement each: DROP DATABASE
+            // cannot run in the implicit transaction of several).
+            let db = &self.db_name;
+            for sql in [
+                format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
+                format!("DROP DATABASE IF EXISTS \"{db}_tenants\" WITH (FORCE)"),
+                format!("DROP ROLE IF EXISTS \"{db}_tenants_connect\""),
+            ] {
+                let _ = sqlx::raw_sql(&sql).execute(&mut conn).await;
+            }
         }
     }
 }

@@ -47,8 +47,14 @@ pub async fn login(
     Client(origin): Client,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let (headers, account, expires) =
-        sign_in(&state, &origin, &body.email, body.password, body.remember_me).await?;
+    let (headers, account, expires) = sign_in(
+        &state,
+        &origin,
+        &body.email,
+        body.password,
+        body.remember_me,
+    )
+    .await?;
     let view = LoginView {
         user: account.into(),
         session_expires_at: expires,
@@ -72,13 +78,18 @@ pub async fn sign_in(
     let hash = account.as_ref().and_then(|a| a.password_hash.clone());
     let ok = verify_password(password, hash).await? && account.is_some();
     let Some(account) = account.filter(|_| ok) else {
-        let failed =
-            Entry::new(None, "auth.login_failed").with(json!({ "email": email.trim().to_lowercase() }));
+        let failed = Entry::new(None, "auth.login_failed")
+            .with(json!({ "email": email.trim().to_lowercase() }));
         audit::record(&state.pool, origin, failed).await?;
         return Err(ApiError::BadCredentials);
     };
     let (headers, expires) = open_session(state, account.id, remember_me, origin).await?;
-    audit::record(&state.pool, origin, Entry::new(Some(account.id), "auth.login")).await?;
+    audit::record(
+        &state.pool,
+        origin,
+        Entry::new(Some(account.id), "auth.login"),
+    )
+    .await?;
     Ok((headers, account, expires))
 }
 
@@ -99,6 +110,11 @@ pub async fn sign_out(state: &AppState, caller: &Caller, origin: &Origin) -> Res
     if let Some(session) = caller.session_id() {
         sessions::revoke(&state.pool, session).await?;
     }
-    audit::record(&state.pool, origin, Entry::new(Some(caller.user.id), "auth.logout")).await?;
+    audit::record(
+        &state.pool,
+        origin,
+        Entry::new(Some(caller.user.id), "auth.logout"),
+    )
+    .await?;
     Ok(())
 }

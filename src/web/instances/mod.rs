@@ -76,6 +76,7 @@ impl Badge {
             (_, Some(Action::Restart)) => ("starting", "Restarting"),
             (_, Some(Action::Update)) => ("updating", "Updating"),
             (_, Some(Action::Recover)) => ("starting", "Recovering"),
+            (_, Some(Action::Move)) => ("updating", "Moving its data"),
             (TenantStatus::Pending, _) => ("pending", "Queued"),
             (_, Some(Action::Create)) => ("provisioning", "Deploying"),
             (_, Some(Action::Start)) => ("starting", "Starting"),
