@@ -37,6 +37,13 @@ pub const DEFAULT_HEALTHCHECK: &str = "node -e \"const u='http://127.0.0.1:3000'
 
 pub use crate::domain::Isolation;
 
+/// Each tenant role's CONNECTION LIMIT: its PgBouncer pool (5) and its direct
+/// connections (migrations, Fresco's scripts) together.
+pub const DEFAULT_TENANT_CONNECTION_LIMIT: u32 = 10;
+
+/// The platform's pool on each tenant server.
+pub const DEFAULT_DB_ADMIN_POOL_SIZE: u32 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -482,7 +489,7 @@ pub struct TenantConfig {
     #[arg(
         long = "tenant-connection-limit",
         env = "TENANT_CONNECTION_LIMIT",
-        default_value_t = 20
+        default_value_t = DEFAULT_TENANT_CONNECTION_LIMIT
     )]
     pub connection_limit: u32,
     /// statement_timeout set on each tenant role.
@@ -533,7 +540,7 @@ pub struct DataPlaneConfig {
     pub ddl_statement_timeout: String,
     /// Connections of the platform's pool on each tenant server (and on each
     /// server's shared tenants database).
-    #[arg(long, env = "DB_ADMIN_POOL_SIZE", default_value_t = 3)]
+    #[arg(long, env = "DB_ADMIN_POOL_SIZE", default_value_t = DEFAULT_DB_ADMIN_POOL_SIZE)]
     pub db_admin_pool_size: u32,
     /// Connections the platform keeps for itself on its own server: its pool,
     /// its listeners and its admin pools. A server's capacity × the tenants'

@@ -72,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Logs(args) => std::process::exit(cli::logs(args).await),
         Command::Tenants(args) => std::process::exit(cli::tenants(args).await),
         Command::Metrics(args) => std::process::exit(cli::metrics(args).await),
+        Command::DbServers(args) => std::process::exit(cli::db_servers(args).await),
         Command::CreateAdmin(args) => {
             let pool = store::connect(&args.db)
                 .await

@@ -35,6 +35,74 @@ pub enum Command {
     Tenants(TenantsArgs),
     /// Current resource use of a tenant through the API.
     Metrics(MetricsArgs),
+    /// The Postgres servers tenant data lives on: add one (straight to the
+    /// platform database), list, change or drain them (through the API).
+    DbServers(DbServersArgs),
+}
+
+/// `fresco-platform db-servers`.
+#[derive(Debug, Args)]
+pub struct DbServersArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+    #[command(subcommand)]
+    pub command: DbServersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbServersCommand {
+    /// Add a server: checks that the platform's role there can do its work and
+    /// that the capacity fits the server's connections, then records it.
+    Add(DbServerAddArgs),
+    /// The servers, their load, capacity and whether they drain.
+    List,
+    /// Change a server's capacity, or end a drain (`--draining false`).
+    Update {
+        /// The server's name.
+        name: String,
+        /// Most live tenants placed on it.
+        #[arg(long)]
+        capacity: Option<i32>,
+        /// `true` drains it, `false` ends a drain.
+        #[arg(long, action = clap::ArgAction::Set)]
+        draining: Option<bool>,
+    },
+    /// Drain a server: no new tenants there, and every tenant on it is moved to
+    /// the least-loaded other server.
+    Drain {
+        /// The server's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DbServerAddArgs {
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// A short name (lowercase letters, digits, dashes).
+    #[arg(long)]
+    pub name: String,
+    /// postgres:// URL of the platform's role on that server (non-superuser, with
+    /// CREATEROLE and CREATEDB). Kept in the platform database, never shown.
+    /// Prefer the environment: arguments are visible to other users.
+    #[arg(long, env = "DB_SERVER_ADMIN_URL", hide_env_values = true)]
+    pub db_server_admin_url: String,
+    /// host:port where tenant containers reach it directly (`:port` means on the
+    /// tenants network's gateway).
+    #[arg(long)]
+    pub tenant_host: String,
+    /// host:port (or `:port`) of its PgBouncer; without it tenants connect directly.
+    #[arg(long)]
+    pub pooler_host: Option<String>,
+    /// Most live tenants placed on it.
+    #[arg(long)]
+    pub capacity: i32,
+    /// The CONNECTION LIMIT the platform gives each tenant role (as `serve`'s).
+    #[arg(long, env = "TENANT_CONNECTION_LIMIT", default_value_t = crate::config::DEFAULT_TENANT_CONNECTION_LIMIT)]
+    pub tenant_connection_limit: u32,
+    /// Connections of the platform's pool on each server (as `serve`'s).
+    #[arg(long, env = "DB_ADMIN_POOL_SIZE", default_value_t = crate::config::DEFAULT_DB_ADMIN_POOL_SIZE)]
+    pub db_admin_pool_size: u32,
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +247,16 @@ pub enum TenantsCommand {
         /// Its subdomain or its id.
         #[arg(value_name = "TENANT")]
         tenant: String,
+    },
+    /// Move a tenant's data to another database server (admins): stopped, copied,
+    /// verified, restarted there; the old copy goes once it is healthy.
+    Move {
+        /// Its subdomain or its id.
+        #[arg(value_name = "TENANT")]
+        tenant: String,
+        /// The name of the target server (`db-servers list`).
+        #[arg(long, value_name = "SERVER")]
+        to: String,
     },
     /// Destroy a tenant: its container, its data and its database role. Cannot be undone.
     Destroy {

@@ -12,6 +12,7 @@
 
 mod api;
 pub mod args;
+pub mod db_servers;
 mod failure;
 mod logs;
 mod metrics;
@@ -19,8 +20,8 @@ pub mod sse;
 mod tenants;
 
 pub use args::{
-    Cli, ClientOptions, Command, CreateAdminArgs, LogsArgs, MetricsArgs, TenantsArgs,
-    TenantsCommand,
+    Cli, ClientOptions, Command, CreateAdminArgs, DbServerAddArgs, DbServersArgs,
+    DbServersCommand, LogsArgs, MetricsArgs, TenantsArgs, TenantsCommand,
 };
 
 use failure::Failure;
@@ -45,6 +46,11 @@ pub async fn logs(args: LogsArgs) -> i32 {
 /// Lists tenants or acts on one; returns the exit code.
 pub async fn tenants(args: TenantsArgs) -> i32 {
     finish(tenants::run(&args).await)
+}
+
+/// Adds, lists, changes or drains database servers; returns the exit code.
+pub async fn db_servers(args: DbServersArgs) -> i32 {
+    finish(db_servers::run(&args).await)
 }
 
 /// Prints a tenant's current resource use; returns the exit code.

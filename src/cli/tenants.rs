@@ -27,6 +27,24 @@ pub(super) async fn run(args: &TenantsArgs) -> Result<(), Failure> {
         TenantsCommand::Start { tenant } => act(&api, tenant, "start").await,
         TenantsCommand::Stop { tenant } => act(&api, tenant, "stop").await,
         TenantsCommand::Restart { tenant } => act(&api, tenant, "restart").await,
+        TenantsCommand::Move { tenant, to } => {
+            let tenant = resolve(&api, tenant).await?;
+            let request = api
+                .request(Method::POST, &tenant.path("/move").replacen("/api/v1/", "/api/v1/admin/", 1))
+                .json(&json!({ "server": to }));
+            let (text, body) = api.call(request).await?;
+            if api.json {
+                return api.print_raw(&text);
+            }
+            out(&format!(
+                "{}: move {} from {} to {} requested; follow it with `fresco-platform tenants get {}`",
+                tenant.name(),
+                body["id"],
+                body["fromServer"].as_str().unwrap_or("?"),
+                body["toServer"].as_str().unwrap_or("?"),
+                tenant.name()
+            ))
+        }
         TenantsCommand::Destroy { tenant, confirm } => {
             let tenant = resolve(&api, tenant).await?;
             let confirm = confirm.clone().unwrap_or_default();

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bounds;
 pub mod caller;
 pub mod client;
+pub mod data_plane;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -54,6 +55,7 @@ fn api() -> ApiRouter {
         .merge(telemetry::router())
         .merge(setup_guard::router())
         .merge(admin::router())
+        .merge(data_plane::router())
 }
 
 /// The OpenAPI document of everything `router` serves, with the errors every

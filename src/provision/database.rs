@@ -543,13 +543,22 @@ impl TenantDatabases {
             )
             .await?;
         }
-        let open: bool = sqlx::query_scalar("SELECT has_database_privilege($1, $2, 'CONNECT')")
-            .bind(&group)
-            .bind(database)
-            .fetch_one(admin)
-            .await
-            .step("tenants-database privilege lookup")?;
-        if !open {
+        // Set up once: PUBLIC holds nothing on it (a new database lets PUBLIC
+        // CONNECT and create TEMP tables) and the group may CONNECT.
+        let closed: bool = sqlx::query_scalar(
+            "SELECT d.datacl IS NOT NULL
+                    AND NOT EXISTS (SELECT 1 FROM aclexplode(d.datacl) a WHERE a.grantee = 0)
+                    AND EXISTS (SELECT 1 FROM aclexplode(d.datacl) a
+                                  JOIN pg_roles r ON r.oid = a.grantee
+                                 WHERE r.rolname = $1 AND a.privilege_type = 'CONNECT')
+               FROM pg_database d WHERE d.datname = $2",
+        )
+        .bind(&group)
+        .bind(database)
+        .fetch_one(admin)
+        .await
+        .step("tenants-database privilege lookup")?;
+        if !closed {
             let mut sql = format!(
                 "REVOKE ALL ON DATABASE {d} FROM PUBLIC; GRANT CONNECT ON DATABASE {d} TO {g};"
             );

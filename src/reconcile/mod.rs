@@ -77,6 +77,8 @@ struct Inner {
     /// When the loop last turned (Unix milliseconds; 0 before it starts), for
     /// the status page.
     heartbeat: AtomicI64,
+    /// Asks the loop for a resync now (a drain begun).
+    resync_now: tokio::sync::Notify,
 }
 
 /// What one orphan sweep found.
@@ -121,6 +123,7 @@ impl Reconciler {
                 gateway: Mutex::new(None),
                 telemetry,
                 heartbeat: AtomicI64::new(0),
+                resync_now: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -157,6 +160,7 @@ impl Reconciler {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = resync.tick() => self.resync().await,
+                _ = self.inner.resync_now.notified() => self.resync().await,
                 _ = due.tick() => match store::tenants::due(&self.inner.pool).await {
                     Ok(ids) => {
                         self.inner.telemetry.reconcile_due.set(ids.len() as i64);
@@ -219,6 +223,11 @@ impl Reconciler {
             Ok(ids) => ids.into_iter().for_each(|id| self.dispatch(id)),
             Err(e) => warn!(error = %e, "drain could not start moves"),
         }
+    }
+
+    /// Asks for a resync at the loop's next turn.
+    pub fn resync_soon(&self) {
+        self.inner.resync_now.notify_one();
     }
 
     /// The tenant databases (the API's moves and server checks use them too).
