@@ -55,7 +55,10 @@ async fn schema_mode_tenant_role_is_confined_to_its_schema() {
     .fetch_one(&mut admin)
     .await
     .unwrap();
-    assert_eq!(platform_tables, 0, "platform tables in the tenants database");
+    assert_eq!(
+        platform_tables, 0,
+        "platform tables in the tenants database"
+    );
     for table in ["users", "tenants", "api_keys"] {
         match sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM public.{table}"))
             .fetch_one(&mut conn)

@@ -31,7 +31,12 @@ pub(super) async fn run(args: &DbServersArgs) -> Result<(), Failure> {
                     "nothing to change: give --capacity N and/or --draining true|false".into(),
                 ));
             }
-            update(&api, name, json!({ "capacity": capacity, "draining": draining })).await
+            update(
+                &api,
+                name,
+                json!({ "capacity": capacity, "draining": draining }),
+            )
+            .await
         }
         DbServersCommand::Drain { name } => update(&api, name, json!({ "draining": true })).await,
     }
@@ -55,7 +60,12 @@ async fn list(api: &Api) -> Result<(), Failure> {
                     s["tenants"].as_i64().unwrap_or(0),
                     s["capacity"].as_i64().unwrap_or(0)
                 ),
-                if s["draining"] == true { "draining" } else { "open" }.to_owned(),
+                if s["draining"] == true {
+                    "draining"
+                } else {
+                    "open"
+                }
+                .to_owned(),
                 text("tenantHost"),
                 text("poolerHost"),
             ]
@@ -66,7 +76,10 @@ async fn list(api: &Api) -> Result<(), Failure> {
         "NAME", "TENANTS", "STATE", "TENANT HOST"
     ))?;
     for r in rows {
-        out(&format!("{:<20} {:>12}  {:<9} {:<24} {}", r[0], r[1], r[2], r[3], r[4]))?;
+        out(&format!(
+            "{:<20} {:>12}  {:<9} {:<24} {}",
+            r[0], r[1], r[2], r[3], r[4]
+        ))?;
     }
     Ok(())
 }
@@ -157,10 +170,10 @@ async fn add(args: &DbServerAddArgs) -> Result<(), Failure> {
         }
     }
     // The server must answer as a role that can do the platform's work there.
-    let options: sqlx::postgres::PgConnectOptions =
-        args.db_server_admin_url.parse().map_err(|_| {
-            Failure::Usage("DB_SERVER_ADMIN_URL is not a postgres:// URL".into())
-        })?;
+    let options: sqlx::postgres::PgConnectOptions = args
+        .db_server_admin_url
+        .parse()
+        .map_err(|_| Failure::Usage("DB_SERVER_ADMIN_URL is not a postgres:// URL".into()))?;
     let options = options.disable_statement_logging();
     let connect = sqlx::PgConnection::connect_with(&options);
     let mut conn = tokio::time::timeout(Duration::from_secs(10), connect)
@@ -184,7 +197,10 @@ async fn add(args: &DbServerAddArgs) -> Result<(), Failure> {
              CREATEROLE and CREATEDB is enough and safer"
         );
     }
-    let mut settings = [("max_connections", 100i64), ("superuser_reserved_connections", 3)];
+    let mut settings = [
+        ("max_connections", 100i64),
+        ("superuser_reserved_connections", 3),
+    ];
     for (name, value) in settings.iter_mut() {
         if let Ok(v) = sqlx::query_scalar::<_, String>(&format!("SHOW {name}"))
             .fetch_one(&mut conn)
@@ -243,7 +259,10 @@ mod tests {
         // 500 connections, 3 for superusers, 8 for the platform: 489 for tenants.
         assert!(check_budget(48, 10, 500, 3, 8).is_ok());
         let why = check_budget(49, 10, 500, 3, 8).unwrap_err();
-        assert!(why.contains("49 tenants × 10 connections each = 490"), "{why}");
+        assert!(
+            why.contains("49 tenants × 10 connections each = 490"),
+            "{why}"
+        );
         assert!(why.contains("room for 489"), "{why}");
         assert!(why.contains("at most 48"), "{why}");
         assert_eq!(platform_share(3), 8);

@@ -20,8 +20,8 @@ pub mod sse;
 mod tenants;
 
 pub use args::{
-    Cli, ClientOptions, Command, CreateAdminArgs, DbServerAddArgs, DbServersArgs,
-    DbServersCommand, LogsArgs, MetricsArgs, TenantsArgs, TenantsCommand,
+    Cli, ClientOptions, Command, CreateAdminArgs, DbServerAddArgs, DbServersArgs, DbServersCommand,
+    LogsArgs, MetricsArgs, TenantsArgs, TenantsCommand,
 };
 
 use failure::Failure;

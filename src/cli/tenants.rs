@@ -30,7 +30,12 @@ pub(super) async fn run(args: &TenantsArgs) -> Result<(), Failure> {
         TenantsCommand::Move { tenant, to } => {
             let tenant = resolve(&api, tenant).await?;
             let request = api
-                .request(Method::POST, &tenant.path("/move").replacen("/api/v1/", "/api/v1/admin/", 1))
+                .request(
+                    Method::POST,
+                    &tenant
+                        .path("/move")
+                        .replacen("/api/v1/", "/api/v1/admin/", 1),
+                )
                 .json(&json!({ "server": to }));
             let (text, body) = api.call(request).await?;
             if api.json {

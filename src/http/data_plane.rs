@@ -174,7 +174,9 @@ async fn server_named(state: &AppState, name: &str) -> Result<DbServer, ApiError
     db_servers::by_name(&state.pool, name)
         .await
         .map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound(format!("no database server named {name:?}")),
+            StoreError::NotFound => {
+                ApiError::NotFound(format!("no database server named {name:?}"))
+            }
             e => e.into(),
         })
 }
@@ -206,8 +208,9 @@ pub async fn update_server(
     audit::record(
         &state.pool,
         &origin,
-        Entry::new(Some(caller.user.id), "db_server.updated")
-            .with(json!({ "server": updated.name, "capacity": body.capacity, "draining": body.draining })),
+        Entry::new(Some(caller.user.id), "db_server.updated").with(
+            json!({ "server": updated.name, "capacity": body.capacity, "draining": body.draining }),
+        ),
     )
     .await?;
     if body.draining == Some(true) {

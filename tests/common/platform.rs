@@ -311,12 +311,20 @@ impl Platform {
         id: &str,
         database: &str,
     ) -> Result<PgConnection, sqlx::Error> {
+        self.connect_as_tenant_on(id, &env("FP_PG_PORT"), database)
+            .await
+    }
+
+    /// The same to the Postgres (or PgBouncer) on another local port.
+    pub async fn connect_as_tenant_on(
+        &self,
+        id: &str,
+        port: &str,
+        database: &str,
+    ) -> Result<PgConnection, sqlx::Error> {
         let password = self.tenant_password(id).await;
         let role = tenant_id(id).role_name();
-        let url = format!(
-            "postgres://{role}:{password}@127.0.0.1:{}/{database}",
-            env("FP_PG_PORT")
-        );
+        let url = format!("postgres://{role}:{password}@127.0.0.1:{port}/{database}");
         PgConnection::connect(&url).await
     }
 

@@ -17,9 +17,12 @@
 //!     (Prisma 7 ignores `?schema=` for queries) they go to `public`, so a schema-isolated
 //!     tenant fails to start, as the real app does;
 //!   - `GET /api/health` exists only on 4; on 3.x it is a 404.
-//! * It connects with `DATABASE_URL` (retrying the connection for up to 60 s), applies its
-//!   migrations, records `initializedAt` once (a failure there exits 1 at once, as Fresco's
-//!   start script does), waits out `STANDIN_STARTUP_DELAY_MS` (default 1500, counted from
+//! * It applies its migrations over `DATABASE_URL_UNPOOLED` (as the image
+//!   `scripts/build-fresco` makes does), then connects with `DATABASE_URL` (each connection
+//!   retried for up to 60 s) and records `initializedAt` once (a failure there exits 1 at
+//!   once, as Fresco's start script does). Over `DATABASE_URL`, which goes through PgBouncer's
+//!   transaction pooling, it sends only simple queries: no named prepared statement, no
+//!   session state (`SET`), as node-postgres under Fresco 3.1 sends none either; waits out `STANDIN_STARTUP_DELAY_MS` (default 1500, counted from
 //!   start; it stands for Fresco's start-up) and only then opens `PORT` (default 3000) on
 //!   `HOSTNAME` (default 0.0.0.0).
 //! * Routes: `GET /signin` 200 when the database answers (else 500; Fresco's sign-in page
@@ -166,6 +169,8 @@ impl Release {
 struct Settings {
     release: Release,
     db: DbUrl,
+    /// DATABASE_URL_UNPOOLED: straight to Postgres, for the migrations.
+    migrate_db: DbUrl,
     public_url: String,
     port: u16,
     bind_ip: IpAddr,
@@ -217,10 +222,11 @@ fn port_from_env() -> Result<u16, ConfigError> {
 
 fn load_settings() -> Result<Settings, ConfigError> {
     let database_url = required_var("DATABASE_URL")?;
-    // Only its presence matters here (Fresco uses it for migrations, outside a pooler).
-    required_var("DATABASE_URL_UNPOOLED")?;
+    let unpooled = required_var("DATABASE_URL_UNPOOLED")?;
     let db = DbUrl::parse(&database_url)
         .map_err(|e| ConfigError(format!("DATABASE_URL is not usable: {e}")))?;
+    let migrate_db = DbUrl::parse(&unpooled)
+        .map_err(|e| ConfigError(format!("DATABASE_URL_UNPOOLED is not usable: {e}")))?;
 
     let public_url = optional_var("PUBLIC_URL")?
         .ok_or_else(|| ConfigError("PUBLIC_URL is not set; it is required".into()))?;
@@ -262,6 +268,7 @@ fn load_settings() -> Result<Settings, ConfigError> {
     Ok(Settings {
         release,
         db,
+        migrate_db,
         public_url,
         port,
         bind_ip,
@@ -521,6 +528,30 @@ fn quote_literal(value: &str) -> String {
 // Database: connect, "migrations", health
 // ---------------------------------------------------------------------------------------
 
+/// Connects, retrying for up to 60 s (the database may still be starting); None
+/// (after saying why) when it never answered.
+fn connect_retrying(db: &DbUrl) -> Option<Client> {
+    let deadline = Instant::now() + DB_RETRY_WINDOW;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match connect(db) {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                eprintln!("stand-in: database {} attempt {attempt} failed: {e}", db.display);
+                if Instant::now() + DB_RETRY_SLEEP >= deadline {
+                    eprintln!(
+                        "stand-in: error: could not reach the database within {} s, giving up",
+                        DB_RETRY_WINDOW.as_secs()
+                    );
+                    return None;
+                }
+                thread::sleep(DB_RETRY_SLEEP);
+            }
+        }
+    }
+}
+
 fn connect(db: &DbUrl) -> Result<Client, String> {
     let cfg = db.config()?;
     cfg.connect(NoTls)
@@ -594,16 +625,19 @@ fn initialize(client: &mut Client, db: &DbUrl, release: Release) -> Result<Strin
                  ON CONFLICT (key) DO NOTHING;"
         ))
         .map_err(err)?;
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT value FROM {q}.\"AppSettings\" WHERE key = {}",
-                quote_literal("initializedAt")
-            ),
-            &[],
-        )
+    let messages = client
+        .simple_query(&format!(
+            "SELECT value FROM {q}.\"AppSettings\" WHERE key = {}",
+            quote_literal("initializedAt")
+        ))
         .map_err(err)?;
-    row.try_get(0).map_err(err)
+    messages
+        .iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
+        .ok_or_else(|| "initializedAt was not recorded".to_owned())
 }
 
 struct Db {
@@ -613,23 +647,23 @@ struct Db {
 }
 
 impl Db {
-    /// `SELECT 1` on the connection; reconnects once if the connection was lost.
+    /// Reads the app settings on the connection; reconnects once if the connection was lost.
     fn healthy(&self) -> Result<(), String> {
         let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
         if guard.as_ref().is_none_or(|c| c.is_closed()) {
             *guard = None;
-            let mut c = connect(&self.url)?;
-            c.batch_execute(&format!(
-                "SET search_path TO {}",
-                quote_ident(self.release.query_schema(&self.url))
-            ))
-            .map_err(|e| self.url.scrub(&describe_pg_error(&e)))?;
-            *guard = Some(c);
+            *guard = Some(connect(&self.url)?);
         }
         let Some(client) = guard.as_mut() else {
             return Err("no database connection".into());
         };
-        match client.simple_query("SELECT 1") {
+        // As Fresco's sign-in page, read the app's settings (schema-qualified: no
+        // session state survives transaction pooling).
+        let read = format!(
+            "SELECT value FROM {}.\"AppSettings\" WHERE key = 'initializedAt'",
+            quote_ident(self.release.query_schema(&self.url))
+        );
+        match client.simple_query(&read) {
             Ok(_) => Ok(()),
             Err(e) => {
                 *guard = None;
@@ -685,35 +719,19 @@ fn serve() -> i32 {
         SocketAddr::new(settings.bind_ip, settings.port)
     );
 
-    // Connect, retrying for up to 60 s (the database may still be starting).
-    let deadline = Instant::now() + DB_RETRY_WINDOW;
-    let mut attempt = 0u32;
-    let mut client = loop {
-        attempt += 1;
-        match connect(&settings.db) {
-            Ok(c) => break c,
-            Err(e) => {
-                eprintln!(
-                    "stand-in: database {} attempt {attempt} failed: {e}",
-                    settings.db.display
-                );
-                if Instant::now() + DB_RETRY_SLEEP >= deadline {
-                    eprintln!(
-                        "stand-in: error: could not reach the database within {} s, giving up",
-                        DB_RETRY_WINDOW.as_secs()
-                    );
-                    return 1;
-                }
-                thread::sleep(DB_RETRY_SLEEP);
-            }
-        }
-    };
     // Migrations and initialisation fail the start at once, as Fresco's start script does.
-    if let Err(e) = migrate(&mut client, &settings.db, settings.release) {
+    let Some(mut migrator) = connect_retrying(&settings.migrate_db) else {
+        return 1;
+    };
+    if let Err(e) = migrate(&mut migrator, &settings.migrate_db, settings.release) {
         eprintln!("stand-in: error: migrations failed: {e}");
         return 1;
     }
+    drop(migrator);
     println!("migrations applied in schema {}", settings.db.schema_name());
+    let Some(mut client) = connect_retrying(&settings.db) else {
+        return 1;
+    };
     let initialized_at = match initialize(&mut client, &settings.db, settings.release) {
         Ok(at) => at,
         Err(e) => {
