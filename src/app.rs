@@ -63,6 +63,7 @@ pub async fn prepare(mut config: ServeConfig) -> anyhow::Result<AppState> {
         options.get_port(),
         telemetry.clone(),
     );
+    warn_on_connection_budget(&pool, &reconciler, &config).await;
     let mailer = Mailer::new(&config.mail).context("setting up mail")?;
     let usage = Usage::new(
         pool.clone(),
@@ -84,6 +85,36 @@ pub async fn prepare(mut config: ServeConfig) -> anyhow::Result<AppState> {
         shutdown: CancellationToken::new(),
         telemetry,
     })
+}
+
+/// Says so at start when the platform's own server could run out of
+/// connections: its capacity of tenants, each at its CONNECTION LIMIT, plus
+/// what the platform keeps for itself must fit in `max_connections`.
+async fn warn_on_connection_budget(
+    pool: &sqlx::PgPool,
+    reconciler: &Reconciler,
+    config: &ServeConfig,
+) {
+    let Ok(server) = store::db_servers::get(pool, store::db_servers::DEFAULT_SERVER).await else {
+        return;
+    };
+    let Ok((max, reserved)) = reconciler.databases().connection_settings(&server).await else {
+        return;
+    };
+    if let Err(why) = crate::domain::budget::check_budget(
+        server.capacity as i64,
+        config.tenants.connection_limit as i64,
+        max,
+        reserved,
+        config.data_plane.platform_reserved_connections as i64,
+    ) {
+        tracing::warn!(
+            "database server {}: tenants at their limit could starve the platform: {why} \
+             (`fresco-platform db-servers update {} --capacity N`)",
+            server.name,
+            server.name
+        );
+    }
 }
 
 pub fn app(state: AppState) -> axum::Router {

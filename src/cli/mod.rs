@@ -12,7 +12,7 @@
 
 mod api;
 pub mod args;
-pub mod db_servers;
+mod db_servers;
 mod failure;
 mod logs;
 mod metrics;

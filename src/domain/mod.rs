@@ -2,12 +2,15 @@
 //! the subdomain and email rules, lifecycle states, and which owner action is
 //! allowed in which state.
 
+pub mod budget;
+mod dsn;
 mod email;
 pub mod lifecycle;
 pub mod password;
 mod subdomain;
 mod tenant;
 
+pub use dsn::redacted_dsn;
 pub use email::{Email, EmailError};
 pub use lifecycle::{OwnerAction, Refusal};
 pub use subdomain::{Subdomain, SubdomainError, RESERVED_SUBDOMAINS};

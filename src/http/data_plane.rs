@@ -16,6 +16,7 @@ use super::client::Client;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, TenantPath};
 use super::ApiRouter;
+use crate::domain::redacted_dsn;
 use crate::http::AppState;
 use crate::store::audit::{self, Entry};
 use crate::store::db_servers::{self, DbServer, Loaded};
@@ -50,20 +51,6 @@ pub struct DbServerView {
     /// A draining server takes no new tenants; its tenants are moved away.
     pub draining: bool,
     pub created_at: DateTime<Utc>,
-}
-
-/// `user@host:port/database` of a postgres URL, without its password.
-pub(crate) fn redacted_dsn(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}@{}:{}{}",
-            u.username(),
-            u.host_str().unwrap_or("?"),
-            u.port().unwrap_or(5432),
-            u.path()
-        ),
-        Err(_) => "(unparsable URL)".to_owned(),
-    }
 }
 
 impl From<Loaded> for DbServerView {
@@ -327,16 +314,4 @@ pub async fn tenant_moves(
         data.push(move_view(&state, m).await?);
     }
     Ok(Json(MoveList { data }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted_dsn;
-
-    #[test]
-    fn a_server_is_shown_without_its_password() {
-        let shown = redacted_dsn("postgres://fresco:s3cret@db2.internal:5433/postgres");
-        assert_eq!(shown, "fresco@db2.internal:5433/postgres");
-        assert!(!redacted_dsn("postgres://u:p%40ss@h/d").contains("p%40ss"));
-    }
 }
