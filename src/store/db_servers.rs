@@ -134,6 +134,19 @@ pub async fn update(
     .ok_or(StoreError::NotFound)
 }
 
+/// Moves under way: (subdomain, from server, to server, phase).
+pub async fn moves_under_way(
+    pool: &PgPool,
+) -> Result<Vec<(String, Uuid, Uuid, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT t.subdomain, m.from_server_id, m.to_server_id, m.phase FROM tenant_moves m
+           JOIN tenants t ON t.id = m.tenant_id
+          WHERE m.phase IN ('pending', 'stopped', 'copied', 'switched') ORDER BY m.id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Takes the placement lock for the rest of the caller's transaction.
 pub async fn lock_placement(tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
