@@ -710,3 +710,88 @@ async fn a_tenant_at_its_connection_limit_starves_only_itself() {
     let _ = (b, c);
     p.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_schema_in_the_platform_database_moves_to_the_tenants_database() {
+    let mut p = Platform::start(Options {
+        isolation: "schema",
+        ..Default::default()
+    })
+    .await;
+    // A tenant as the migration leaves one made before the tenants database
+    // existed: its schema in the platform database itself.
+    p.kill_server().await;
+    let admin: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE role = 'admin'")
+        .fetch_one(&p.pool)
+        .await
+        .unwrap();
+    let sub = subdomain("legacy");
+    let mut tx = p.pool.begin().await.unwrap();
+    let parsed = fresco_platform::domain::Subdomain::parse(&sub).unwrap();
+    let row = fresco_platform::store::tenants::insert(
+        &mut tx,
+        fresco_platform::store::tenants::NewTenant {
+            user_id: admin,
+            subdomain: &parsed,
+            image: None,
+            resource_limits: json!({}),
+        },
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE tenants SET db_server_id = '00000000-0000-0000-0000-000000000001',
+                db_name = current_database(), db_isolation = 'schema' WHERE id = $1",
+    )
+    .bind(row.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    p.start_server().await;
+    let id = row.id.to_string();
+    p.wait_status(&id, "active", Duration::from_secs(60)).await;
+    wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
+    let schema = tenant_id(&id).schema_name();
+    // Legacy: it reaches the platform database. That is what the move ends.
+    let mut legacy = p
+        .connect_as_tenant(&id, &p.db_name)
+        .await
+        .expect("a legacy tenant reaches the platform database");
+    sqlx::raw_sql(&format!(
+        "INSERT INTO \"{schema}\".\"Interview\" (id) SELECT 'iv-' || g FROM generate_series(1, 50) g"
+    ))
+    .execute(&mut legacy)
+    .await
+    .unwrap();
+    drop(legacy);
+
+    let asked = request_move(&p, &id, "default").await;
+    assert_eq!(asked["fromDatabase"], p.db_name.as_str());
+    assert_eq!(asked["toDatabase"], p.tenants_db().as_str());
+    let done = wait_move(&p, &id, "done", Duration::from_secs(120)).await;
+    assert_eq!(done["rowCounts"]["Interview"], 50, "{done}");
+    p.wait_status(&id, "active", Duration::from_secs(60)).await;
+    wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
+    // Out of the platform database for good: no schema there, no CONNECT.
+    let mut platform = p.connect_db(&p.db_name).await;
+    let left: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(&schema)
+            .fetch_one(&mut platform)
+            .await
+            .unwrap();
+    assert!(!left, "the legacy schema is still in the platform database");
+    match p.connect_as_tenant(&id, &p.db_name).await {
+        Ok(_) => panic!("the moved tenant still connects to the platform database"),
+        Err(sqlx::Error::Database(e)) => assert_eq!(e.code().as_deref(), Some("42501"), "{e}"),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+    let mut moved = p.connect_as_tenant(&id, &p.tenants_db()).await.unwrap();
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{schema}\".\"Interview\""))
+        .fetch_one(&mut moved)
+        .await
+        .unwrap();
+    assert_eq!(n, 50);
+    p.cleanup().await;
+}
