@@ -5,7 +5,7 @@
 //!
 //! `platform` starts a platform, stops it and cleans up after it; `api` holds the
 //! requests tests make of it; `traefik` reaches tenants the way their users do;
-//! `sse` reads event streams; `browser` drives headless Chromium through the pages; `smtp` receives the platform's mail; `fuzz` runs
+//! `sse` reads event streams; `servers` adds the extra Postgres clusters; `browser` drives headless Chromium through the pages; `smtp` receives the platform's mail; `fuzz` runs
 //! schemathesis against it.
 #![allow(dead_code)]
 
@@ -14,6 +14,7 @@ pub mod browser;
 mod fuzz;
 pub mod hardening;
 mod platform;
+pub mod servers;
 pub mod smtp;
 mod sse;
 mod traefik;
