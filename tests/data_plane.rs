@@ -752,3 +752,56 @@ async fn a_legacy_schema_in_the_platform_database_moves_to_the_tenants_database(
     assert_eq!(n, 50);
     p.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_that_cannot_copy_rolls_back_and_the_tenant_runs_where_it_was() {
+    let p = Platform::start(Options {
+        // A restore that always fails: every attempt of the copy fails.
+        extra: vec![("PG_RESTORE", "false".to_owned())],
+        ..Default::default()
+    })
+    .await;
+    add_server(&p, 2, 10);
+    let sub = subdomain("rollback");
+    let id = p.create_active(&sub).await;
+    write_data(&p, &id, 16).await;
+    let before = fingerprint(&mut tenant_db(&p, "default", &id).await).await;
+    request_move(&p, &id, "pg2").await;
+    let m = wait_move(&p, &id, "rolled_back", Duration::from_secs(120)).await;
+    assert!(m["error"].as_str().unwrap().contains("false failed"), "{m}");
+    let t = p.wait_status(&id, "active", Duration::from_secs(60)).await;
+    assert!(
+        t["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("false failed"),
+        "{t}"
+    );
+    assert_eq!(server_of(&p, &id).await, "default");
+    assert_eq!(
+        before,
+        fingerprint(&mut tenant_db(&p, "default", &id).await).await
+    );
+    let db = tenant_id(&id).database_name();
+    assert!(
+        !database_exists(&p, "pg2", &db).await,
+        "target copy left behind"
+    );
+    assert!(
+        !role_exists(&p, "pg2", &tenant_id(&id).role_name()).await,
+        "target role left behind"
+    );
+    wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
+    let log = p.deployments(&id).await;
+    assert!(
+        log.ends_with(&[
+            ("move".into(), "initiated".into()),
+            ("move".into(), "failed".into())
+        ]),
+        "{log:?}"
+    );
+    // Owners can act again.
+    let (status, body) = p.action(&id, "restart").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    p.cleanup().await;
+}

@@ -179,7 +179,13 @@ impl Reconciler {
         let pool = &self.inner.pool;
         let to = m.to();
         let target = db_servers::get(pool, to.server).await?;
-        if let Err(e) = self.inner.dbs.drop_copy(&target, &to, id).await {
+        // On another server the role made there for the copy goes too.
+        let dropped = if to.server == m.from_server_id {
+            self.inner.dbs.drop_copy(&target, &to, id).await
+        } else {
+            self.inner.dbs.teardown(&target, &to, id).await
+        };
+        if let Err(e) = dropped {
             warn!(error = %e, "move roll-back could not drop the target copy; it is left as an orphan");
         }
         store::moves::finish(pool, m.id, Phase::RolledBack, Some(why)).await?;
