@@ -580,6 +580,11 @@ _stack_pgbouncer_auth() {
     _stack_psql "$run" "$port" postgres -v "verifier=$(_stack_scram_verifier "$(cat "$pwfile")")" \
       <<<"ALTER ROLE $STACK_PGB_AUTH_ROLE PASSWORD :'verifier';"
   fi
+  # PgBouncer keeps its auth_query connection into each tenant database open (as the
+  # auth role, until server_idle_timeout). The platform's teardown, DROP DATABASE ...
+  # WITH (FORCE), must terminate it, which Postgres 15 allows only to members of that
+  # role (or of pg_signal_backend): the platform role is made one.
+  _stack_psql "$run" "$port" <<<"SET client_min_messages = warning; GRANT $STACK_PGB_AUTH_ROLE TO $STACK_PG_ROLE;"
 
   _stack_psql "$run" "$port" template1 -v "auth_role=$STACK_PGB_AUTH_ROLE" <"$STACK_PGB_AUTH_SQL" \
     || _stack_die "could not install pgbouncer.get_auth in template1 of .local/$name"
