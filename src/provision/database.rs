@@ -429,9 +429,28 @@ impl TenantDatabases {
 
     /// PgBouncer's auth role, when the server has one: it signs in to each
     /// tenant database to look up the tenant's SCRAM verifier.
+    /// The platform role is made a member of it: PgBouncer keeps its lookup
+    /// session open in each tenant database, and `DROP DATABASE … WITH (FORCE)`
+    /// may only end sessions of roles the platform is a member of.
     async fn pgbouncer_role(&self, admin: &PgPool) -> Result<Option<String>, DatabaseError> {
         let role = &self.inner.pgbouncer_auth_role;
-        Ok(Self::role_exists(admin, role).await?.then(|| ident(role)))
+        if !Self::role_exists(admin, role).await? {
+            return Ok(None);
+        }
+        let member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
+            .bind(role)
+            .fetch_one(admin)
+            .await
+            .step("PgBouncer role membership lookup")?;
+        if !member {
+            Self::exec(
+                admin,
+                "grant PgBouncer's role to platform",
+                &format!("GRANT {} TO CURRENT_USER", ident(role)),
+            )
+            .await?;
+        }
+        Ok(Some(ident(role)))
     }
 
     /// Database isolation: a database the role owns, closed to everyone else
