@@ -46,9 +46,6 @@ pub enum ConvergeError {
     /// itself): retrying cannot help.
     #[error("{0}")]
     Refused(String),
-    /// A move was rolled back: the tenant runs where it was; the action failed.
-    #[error("{0}")]
-    MoveFailed(String),
 }
 
 impl From<sqlx::Error> for ConvergeError {
@@ -182,18 +179,7 @@ impl Reconciler {
                     | ConvergeError::Copy(_) => self.inner.telemetry.postgres_errors.inc(),
                     ConvergeError::Container(_)
                     | ConvergeError::CrashLoop(_)
-                    | ConvergeError::Refused(_)
-                    | ConvergeError::MoveFailed(_) => {}
-                }
-                if let ConvergeError::MoveFailed(message) = &e {
-                    let status = match tenant.desired_state {
-                        DesiredState::Running => TenantStatus::Active,
-                        _ => TenantStatus::Stopped,
-                    };
-                    store::tenants::fail_move(pool, &tenant, status, message).await?;
-                    self.observe(&tenant, "failed");
-                    warn!(error = %message, "move failed; the tenant stays where it was");
-                    return Ok(());
+                    | ConvergeError::Refused(_) => {}
                 }
                 let message = e.to_string();
                 let retry_in = self.inner.cfg.backoff(tenant.attempts);
@@ -379,7 +365,10 @@ impl Reconciler {
             (None, Some(h)) => format!("{h}:{}", self.inner.db_port),
             (None, None) => on_gateway(&self.inner.db_port.to_string())?,
         };
+        // A legacy schema in the platform database is not reachable through
+        // PgBouncer, whose lookup role has no CONNECT there.
         let pooled = match (&server.pooler_host, self.inner.plane.tenant_db_pooler_port) {
+            _ if self.inner.dbs.is_legacy(loc) => None,
             (Some(h), _) => Some(resolve(h)?),
             (None, Some(port)) if server.tenant_host.is_none() => {
                 let host = direct.rsplit_once(':').map_or(direct.as_str(), |(h, _)| h);

@@ -190,17 +190,10 @@ impl Reconciler {
         }
         store::moves::finish(pool, m.id, Phase::RolledBack, Some(why)).await?;
         warn!(move_id = m.id, reason = why, "move rolled back");
-        // Where it was, as it was: converge there (a stopped container starts
-        // again), then report the move as failed.
-        let fresh = store::tenants::get(pool, id).await?;
-        let back = match fresh.desired_state {
-            DesiredState::Running => self.converge_running(&fresh).await?,
-            _ => self.converge_stopped(&fresh).await?,
-        };
-        match back {
-            Outcome::Reached { .. } => Err(ConvergeError::MoveFailed(why.to_owned())),
-            waiting => Ok(waiting),
-        }
+        // The move action ends `failed`; a running tenant is started again where
+        // it was, as a `start` of its own in the log.
+        store::tenants::move_rolled_back(pool, tenant, why).await?;
+        Ok(Outcome::Waiting)
     }
 }
 

@@ -492,12 +492,12 @@ pub async fn fail(
     Ok(final_failure)
 }
 
-/// A move that was rolled back: the tenant is back where it was (`status`),
-/// the action ends, and its `failed` row says why.
-pub async fn fail_move(
+/// A move that was rolled back: its action ends with a `failed` row saying
+/// why; a tenant that should run is started again where it was (a `start`
+/// action of its own), a stopped one is settled.
+pub async fn move_rolled_back(
     pool: &PgPool,
     tenant: &Tenant,
-    status: TenantStatus,
     message: &str,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
@@ -505,16 +505,6 @@ pub async fn fail_move(
     if current.current_action != Some(Action::Move) {
         return Ok(());
     }
-    sqlx::query(
-        "UPDATE tenants SET status = $2, last_error = $3, attempts = 0, current_action = NULL,
-                action_started_at = NULL, observed_generation = generation, updated_at = now()
-          WHERE id = $1",
-    )
-    .bind(current.id)
-    .bind(status.as_str())
-    .bind(message)
-    .execute(&mut *tx)
-    .await?;
     let duration = current
         .action_started_at
         .map(|s| (Utc::now() - s).num_milliseconds());
@@ -527,6 +517,36 @@ pub async fn fail_move(
         json!({ "durationMs": duration, "rolledBack": true }),
     )
     .await?;
+    if current.desired_state == DesiredState::Running {
+        sqlx::query(
+            "UPDATE tenants SET current_action = 'start', action_started_at = now(), attempts = 0,
+                    next_attempt_at = now(), last_error = $2, status = 'provisioning', updated_at = now()
+              WHERE id = $1",
+        )
+        .bind(current.id)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+        deployments::append(
+            &mut *tx,
+            current.tenant_id(),
+            Action::Start,
+            DeploymentStatus::Initiated,
+            None,
+            json!({ "reason": "the move was rolled back; starting it where it was" }),
+        )
+        .await?;
+    } else {
+        sqlx::query(
+            "UPDATE tenants SET status = 'stopped', last_error = $2, attempts = 0, current_action = NULL,
+                    action_started_at = NULL, observed_generation = generation, updated_at = now()
+              WHERE id = $1",
+        )
+        .bind(current.id)
+        .bind(message)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
