@@ -1,6 +1,6 @@
 //! The network layout of tenants (README, "Network isolation"): on their bridge with
 //! inter-container traffic off and the host's firewall from scripts/lib/stack.sh, a
-//! tenant container reaches Postgres and nothing else: not another tenant, not the
+//! tenant container reaches Postgres and its PgBouncer and nothing else: not another tenant, not the
 //! platform's API, not any other port of the host. Each refusal is asked from inside
 //! a tenant container (the stand-in's `/stand-in/connect`), and Traefik on the host
 //! still routes every tenant.
@@ -36,7 +36,11 @@ struct TenantsNetwork(String);
 impl TenantsNetwork {
     fn up() -> Self {
         let name = format!("fpt_net_{}", random(8));
-        stack("stack_tenants_network_up", &[&name, &env("FP_PG_PORT")]);
+        // Postgres and its PgBouncer are what a tenant may reach on the host.
+        stack(
+            "stack_tenants_network_up",
+            &[&name, &env("FP_PG_PORT"), &env("FP_PGBOUNCER_PORT")],
+        );
         Self(name)
     }
 }
@@ -101,6 +105,7 @@ async fn a_tenant_reaches_postgres_but_not_other_tenants_the_platform_or_the_hos
     // tests/isolation.rs).
     assert!(connects(&ip_a, &format!("{ip_a}:3000")).await);
     assert!(connects(&ip_a, &format!("{gw}:{}", env("FP_PG_PORT"))).await);
+    assert!(connects(&ip_a, &format!("{gw}:{}", env("FP_PGBOUNCER_PORT"))).await);
 
     // Refusals, asked from inside tenant A.
     assert!(
