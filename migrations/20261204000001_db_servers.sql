@@ -33,9 +33,11 @@ CREATE INDEX tenants_db_server_idx ON tenants (db_server_id) WHERE status <> 'de
 
 -- The server the platform database is on, with its settings from the
 -- platform's configuration (the NULL columns); `db-servers update` changes its
--- capacity.
+-- capacity. 40 tenants at the default CONNECTION LIMIT of 10 fit a server with
+-- max_connections 500 (README, "Tenant data plane"); `serve` warns at start
+-- when the server's max_connections is too small for it.
 INSERT INTO db_servers (id, name, capacity)
-VALUES ('00000000-0000-0000-0000-000000000001', 'default', 100);
+VALUES ('00000000-0000-0000-0000-000000000001', 'default', 40);
 
 -- Tenants made before this migration are on that server: in a database of their
 -- own, or (schema mode) in a schema of the platform database itself, where they

@@ -37,6 +37,7 @@ struct Run {
     errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    first_error: Option<String>,
 }
 
 impl Run {
@@ -45,25 +46,27 @@ impl Run {
     }
     fn line(&self, label: &str) -> String {
         format!(
-            "{label:<34} {:>8.0} q/s  p50 {:>6.2} ms  p95 {:>6.2} ms  errors {}",
+            "{label:<34} {:>8.0} q/s  p50 {:>6.2} ms  p95 {:>6.2} ms  errors {}{}",
             self.rate(),
             ms(percentile(self.latencies.clone(), 0.5)),
             ms(percentile(self.latencies.clone(), 0.95)),
-            self.errors
+            self.errors,
+            self.first_error
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
         )
     }
 }
 
-/// The tenant's typical read (an unnamed statement, as node-postgres sends).
-const QUERY: &str = "SELECT count(*) FROM \"Interview\" WHERE id > $1";
+/// The tenant's typical read, as one simple-protocol message (through
+/// PgBouncer's transaction pooling, sqlx's extended protocol sends Parse and
+/// Bind in separate round trips that another client may come between;
+/// node-postgres, which Fresco uses, sends them together).
+const QUERY: &str = "SELECT count(*) FROM \"Interview\" WHERE id > 'iv-5'";
 
 async fn one_query(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query_scalar::<_, i64>(QUERY)
-        .persistent(false)
-        .bind("iv-5")
-        .fetch_one(conn)
-        .await
-        .map(|_| ())
+    sqlx::Executor::fetch_one(&mut *conn, QUERY).await.map(|_| ())
 }
 
 /// `CLIENTS` clients for `seconds`: each on its own connection, or connecting
@@ -77,14 +80,16 @@ async fn load(url: &str, seconds: u64, per_query_connection: bool) -> Run {
             tokio::spawn(async move {
                 let mut latencies = vec![];
                 let mut errors = 0;
+                let mut first_error: Option<String> = None;
                 let mut conn = None;
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     if conn.is_none() {
                         match PgConnection::connect(&url).await {
                             Ok(c) => conn = Some(c),
-                            Err(_) => {
+                            Err(e) => {
                                 errors += 1;
+                                first_error.get_or_insert(e.to_string());
                                 tokio::time::sleep(Duration::from_millis(10)).await;
                                 continue;
                             }
@@ -93,8 +98,9 @@ async fn load(url: &str, seconds: u64, per_query_connection: bool) -> Run {
                     let c = conn.as_mut().unwrap();
                     match one_query(c).await {
                         Ok(()) => latencies.push(t.elapsed()),
-                        Err(_) => {
+                        Err(e) => {
                             errors += 1;
+                            first_error.get_or_insert(e.to_string());
                             conn = None;
                             continue;
                         }
@@ -105,7 +111,7 @@ async fn load(url: &str, seconds: u64, per_query_connection: bool) -> Run {
                         }
                     }
                 }
-                (latencies, errors)
+                (latencies, errors, first_error)
             })
         })
         .collect();
@@ -114,12 +120,14 @@ async fn load(url: &str, seconds: u64, per_query_connection: bool) -> Run {
         errors: 0,
         elapsed: Duration::ZERO,
         latencies: vec![],
+        first_error: None,
     };
     for job in jobs {
-        let (l, e) = job.await.unwrap();
+        let (l, e, first) = job.await.unwrap();
         run.queries += l.len();
         run.errors += e;
         run.latencies.extend(l);
+        run.first_error = run.first_error.or(first);
     }
     run.elapsed = started.elapsed();
     run
@@ -223,7 +231,7 @@ async fn bare_copy(source_url: &str, db: &str, target_url: &str) -> Duration {
 }
 
 async fn a_move(p: &Platform, mebibytes: usize) {
-    add_server(p, 2, 10);
+    // On the platform's own server first; pg2 joins afterwards as the target.
     let id = p.create_active(&subdomain("bench-move")).await;
     let db = tenant_id(&id).database_name();
     let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
@@ -239,6 +247,7 @@ async fn a_move(p: &Platform, mebibytes: usize) {
             .unwrap();
     }
     drop(conn);
+    add_server(p, 2, 10);
     let size = database_size(&p.db_url, &db).await;
     let (_, pg2_url, _, _) = cluster(2);
     let bare = bare_copy(&p.db_url, &db, &pg2_url).await;
