@@ -444,16 +444,17 @@ pub struct TenantConfig {
     /// CPU limit per tenant (cores).
     #[arg(long = "tenant-cpus", env = "TENANT_CPUS", default_value_t = 0.5)]
     pub cpus: f64,
-    /// CPUs a tenant container may use while it starts, from a start the platform
-    /// makes (create, start, restart) until its first passing health check, when
-    /// its TENANT_CPUS limit is applied in place (no restart). Fresco's start
-    /// (`prisma generate`, migrations, `initialize.ts`) is CPU bound: measured
-    /// with the real Fresco 3.1.2, 2 CPUs take several seconds off those phases.
+    /// CPUs a tenant container may use while it starts: from a start the platform
+    /// makes (create, start, restart, recovery) until its first passing health
+    /// check, when its TENANT_CPUS limit is applied in place (no restart).
+    /// Fresco's start (`prisma generate`, migrations, `initialize.ts`) is CPU
+    /// bound on about one core: with the real Fresco 3.1.2, 1 CPU took container
+    /// start -> ready from 19.2 s to 15.7 s, and 2 CPUs no further, hence 1.
     /// Capped at the host's CPUs, never below the limit; 0 turns it off.
     #[arg(
         long = "tenant-start-cpus",
         env = "TENANT_START_CPUS",
-        default_value_t = 2.0,
+        default_value_t = 1.0,
         value_parser = parse_start_cpus
     )]
     pub start_cpus: f64,

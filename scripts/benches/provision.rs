@@ -7,9 +7,10 @@
 //! then with the real Fresco (`FRESCO_REAL_IMAGE`, BENCH_REAL_N tenants, default
 //! 3), adding the container's peak memory during start-up and the phases of
 //! Fresco's start from its log; then the real Fresco started with the start-up
-//! CPU boost (`TENANT_START_CPUS`, default 2) against the same without it (0),
-//! tenants taken in turns from two platforms: container start -> ready and
-//! accepted -> active, p50/p95 and their ratio, and each start's phases.
+//! CPU boost (`TENANT_START_CPUS`; the values in BENCH_START_CPUS, default 1)
+//! against the same without it (0), tenants taken in turns from one platform
+//! per value, one at a time and then BENCH_REAL_N at once: container start ->
+//! ready and accepted -> active, p50/p95 and their ratio, and each start's phases.
 //! Run with `scripts/bench`.
 
 #[path = "../../tests/common/mod.rs"]
@@ -362,68 +363,91 @@ async fn real_start(p: &Platform, label: &str) -> RealStart {
 }
 
 /// The real Fresco with the start-up CPU boost against without it, in one run:
-/// two platforms, one tenant at a time from each in turn (which goes first
-/// alternates), so both meet the same host.
+/// one platform per `TENANT_START_CPUS` value (`BENCH_START_CPUS`, comma
+/// separated, default 1, the platform's) and one with 0, taking turns (who goes first rotates)
+/// so all meet the same host; first one tenant at a time, then `n` at once.
 async fn boost_comparison(image: &Image, n: usize) {
-    let boost = std::env::var("TENANT_START_CPUS").unwrap_or_else(|_| "2".to_owned());
-    let platform = |start_cpus: String| {
-        Platform::start(Options {
+    let levels = std::env::var("BENCH_START_CPUS").unwrap_or_else(|_| "1".to_owned());
+    let mut levels: Vec<String> = levels.split(',').map(|l| l.trim().to_owned()).collect();
+    levels.push("0".to_owned());
+    let mut platforms = vec![];
+    for start_cpus in &levels {
+        let p = Platform::start(Options {
             process: true,
             extra: vec![
+                ("RECONCILE_CONCURRENCY", n.max(4).to_string()),
                 ("FRESCO_IMAGE", image.name.clone()),
                 ("FRESCO_HEALTHCHECK", platform_healthcheck(image)),
                 ("HEALTH_TIMEOUT_SECS", "300".to_owned()),
-                ("TENANT_START_CPUS", start_cpus),
+                ("TENANT_START_CPUS", start_cpus.clone()),
             ],
             ..Default::default()
         })
-    };
-    let on = platform(boost.clone()).await;
-    let off = platform("0".to_owned()).await;
+        .await;
+        platforms.push(p);
+    }
     println!(
-        "real Fresco start-up CPU boost: {n} tenants each, TENANT_START_CPUS={boost} against 0 (TENANT_CPUS 0.5)"
+        "real Fresco start-up CPU boost: {n} tenants per platform one at a time, then {n} at once; TENANT_START_CPUS {} (TENANT_CPUS 0.5)",
+        levels.join(" / ")
     );
-    let (mut boosted, mut plain) = (vec![], vec![]);
-    for i in 0..n {
-        if i % 2 == 0 {
-            boosted.push(real_start(&on, "boost").await);
-            plain.push(real_start(&off, "plain").await);
-        } else {
-            plain.push(real_start(&off, "plain").await);
-            boosted.push(real_start(&on, "boost").await);
+    let k = platforms.len();
+    let mut sequential: Vec<Vec<RealStart>> = (0..k).map(|_| vec![]).collect();
+    for round in 0..n {
+        for turn in 0..k {
+            let which = (round + turn) % k;
+            sequential[which].push(real_start(&platforms[which], "bseq").await);
         }
     }
-    let line = |what: &str, sel: fn(&RealStart) -> Option<Duration>| {
-        let with: Vec<Duration> = boosted.iter().filter_map(sel).collect();
-        let without: Vec<Duration> = plain.iter().filter_map(sel).collect();
-        if with.is_empty() || without.is_empty() {
-            return println!("boost        {what:<26} not measured (phases missing from the log)");
-        }
-        let (b50, b95) = (percentile(with.clone(), 0.5), percentile(with, 0.95));
-        let (o50, o95) = (percentile(without.clone(), 0.5), percentile(without, 0.95));
-        println!(
-            "boost        {what:<26} p50 {:>7.0} ms  p95 {:>7.0} ms | without p50 {:>7.0} ms  p95 {:>7.0} ms | ratio p50 {:.2}  p95 {:.2}",
-            ms(b50), ms(b95), ms(o50), ms(o95), ms(b50) / ms(o50), ms(b95) / ms(o95)
-        );
-    };
-    line("container start->ready", RealStart::ready);
-    line("accepted->active", |s| Some(s.active));
-    for (label, starts) in [("boosted", &boosted), ("without boost", &plain)] {
-        for (i, start) in starts.iter().enumerate() {
-            let phases: Vec<String> = start
-                .phases
-                .iter()
-                .map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64()))
-                .collect();
-            println!(
-                "start phases, {label}, tenant {} (from container start): {}",
-                i + 1,
-                phases.join(", ")
-            );
+    let mut concurrent: Vec<Vec<RealStart>> = (0..k).map(|_| vec![]).collect();
+    for turn in 0..k {
+        let which = (n + turn) % k;
+        concurrent[which] =
+            futures::future::join_all((0..n).map(|_| real_start(&platforms[which], "bconc"))).await;
+    }
+    let off = k - 1;
+    for (label, starts) in [("sequential", &sequential), ("concurrent", &concurrent)] {
+        for (level, with) in levels.iter().zip(starts).take(off) {
+            for (what, sel) in [
+                (
+                    "container start->ready",
+                    RealStart::ready as fn(&RealStart) -> Option<Duration>,
+                ),
+                ("accepted->active", |s: &RealStart| Some(s.active)),
+            ] {
+                let with: Vec<Duration> = with.iter().filter_map(sel).collect();
+                let without: Vec<Duration> = starts[off].iter().filter_map(sel).collect();
+                if with.is_empty() || without.is_empty() {
+                    println!("{label:<12} {what:<24} not measured (phases missing from the log)");
+                    continue;
+                }
+                let (b50, b95) = (percentile(with.clone(), 0.5), percentile(with, 0.95));
+                let (o50, o95) = (percentile(without.clone(), 0.5), percentile(without, 0.95));
+                println!(
+                    "{label:<12} {what:<24} start cpus {level:<4} p50 {:>7.0} ms  p95 {:>7.0} ms | 0: p50 {:>7.0} ms  p95 {:>7.0} ms | ratio p50 {:.2}  p95 {:.2}",
+                    ms(b50), ms(b95), ms(o50), ms(o95), ms(b50) / ms(o50), ms(b95) / ms(o95)
+                );
+            }
         }
     }
-    on.cleanup().await;
-    off.cleanup().await;
+    for (label, starts) in [("sequential", &sequential), ("concurrent", &concurrent)] {
+        for (level, tenants) in levels.iter().zip(starts) {
+            for (i, start) in tenants.iter().enumerate() {
+                let phases: Vec<String> = start
+                    .phases
+                    .iter()
+                    .map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64()))
+                    .collect();
+                println!(
+                    "start phases, {label}, start cpus {level}, tenant {}: {}",
+                    i + 1,
+                    phases.join(", ")
+                );
+            }
+        }
+    }
+    for p in platforms {
+        p.cleanup().await;
+    }
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -451,7 +475,7 @@ async fn bench(label: &str, image: Image, n: usize, track_memory: bool) {
         ..Default::default()
     })
     .await;
-    let start_cpus = std::env::var("TENANT_START_CPUS").unwrap_or_else(|_| "2 (default)".into());
+    let start_cpus = std::env::var("TENANT_START_CPUS").unwrap_or_else(|_| "1 (default)".into());
     println!(
         "{label}: {n} tenants, image {}, TENANT_START_CPUS {start_cpus}",
         image.name
