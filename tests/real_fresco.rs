@@ -58,6 +58,11 @@ async fn real_fresco_runs_with_the_defaults_is_guarded_and_lives_its_lifecycle()
     // It started, migrated and serves with no capabilities, no privilege escalation
     // and rotated logs, as its image's own user (uid 1001).
     let c = p.container(&id).await.unwrap();
+    // It started with TENANT_START_CPUS and was put back at its 0.5-CPU limit.
+    assert_eq!(
+        c.host_config.as_ref().and_then(|h| h.nano_cpus),
+        Some(500_000_000)
+    );
     common::hardening::assert_hardened(&c, "10m", "3");
     assert_eq!(common::hardening::process_status(&c).uid, 1001);
 
@@ -122,6 +127,8 @@ async fn real_fresco_runs_with_the_defaults_is_guarded_and_lives_its_lifecycle()
     assert_eq!(p.action(&id, "start").await.0, StatusCode::ACCEPTED);
     p.wait_status(&id, "active", START_TIMEOUT).await;
     wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
+    let c = p.container(&id).await.unwrap();
+    assert_eq!(c.host_config.and_then(|h| h.nano_cpus), Some(500_000_000));
 
     // Destroy: nothing left.
     let (status, _) = p.destroy(&id, &sub).await;

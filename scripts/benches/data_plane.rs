@@ -66,7 +66,9 @@ impl Run {
 const QUERY: &str = "SELECT count(*) FROM \"Interview\" WHERE id > 'iv-5'";
 
 async fn one_query(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::Executor::fetch_one(&mut *conn, QUERY).await.map(|_| ())
+    sqlx::Executor::fetch_one(&mut *conn, QUERY)
+        .await
+        .map(|_| ())
 }
 
 /// `CLIENTS` clients for `seconds`: each on its own connection, or connecting

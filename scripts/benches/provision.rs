@@ -6,7 +6,12 @@
 //! and the control plane's peak RSS; first with the stand-in (BENCH_N tenants),
 //! then with the real Fresco (`FRESCO_REAL_IMAGE`, BENCH_REAL_N tenants, default
 //! 3), adding the container's peak memory during start-up and the phases of
-//! Fresco's start from its log. Run with `scripts/bench`.
+//! Fresco's start from its log; then the real Fresco started with the start-up
+//! CPU boost (`TENANT_START_CPUS`; the values in BENCH_START_CPUS, default 1)
+//! against the same without it (0), tenants taken in turns from one platform
+//! per value, one at a time and then BENCH_REAL_N at once: container start ->
+//! ready and accepted -> active, p50/p95 and their ratio, and each start's phases.
+//! Run with `scripts/bench`.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -55,7 +60,12 @@ async fn wait_routed(sub: &str, start: Instant) -> Duration {
     start.elapsed()
 }
 
-async fn through_platform(p: &Platform, sub: String, track_memory: bool) -> (Sample, u64, String) {
+/// Returns the sample, the container's peak memory, its name and the tenant id.
+async fn through_platform(
+    p: &Platform,
+    sub: String,
+    track_memory: bool,
+) -> (Sample, u64, String, String) {
     let (status, body) = p.create_tenant(&sub).await;
     let accepted = Instant::now();
     assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
@@ -78,7 +88,7 @@ async fn through_platform(p: &Platform, sub: String, track_memory: bool) -> (Sam
     }
     let active = accepted.elapsed();
     let routed = wait_routed(&sub, accepted).await;
-    (Sample { active, routed }, peak_memory, container)
+    (Sample { active, routed }, peak_memory, container, id)
 }
 
 /// How long each phase of Fresco's start took, from its container log (Docker's
@@ -311,6 +321,135 @@ fn report(label: &str, samples: &[Sample], floor: &[Sample]) {
     }
 }
 
+/// One real Fresco start through a platform: accepted -> active, and its phases
+/// from the container's start to Next's "Ready in" line.
+struct RealStart {
+    active: Duration,
+    phases: Vec<(&'static str, Duration)>,
+}
+
+impl RealStart {
+    /// Container start -> ready: the phases together, when all were seen.
+    fn ready(&self) -> Option<Duration> {
+        (self.phases.last().map(|(name, _)| *name) == Some("Next boot"))
+            .then(|| self.phases.iter().map(|(_, d)| *d).sum())
+    }
+}
+
+/// Starts one tenant, reads its phases, and destroys it (idle Fresco containers
+/// run a `node` health check every second, which would weigh on the next start).
+async fn real_start(p: &Platform, label: &str) -> RealStart {
+    let sub = subdomain(label);
+    let (sample, _, container, id) = through_platform(p, sub.clone(), false).await;
+    let phases = start_phases(p, &container).await;
+    let nano_cpus = p
+        .docker
+        .inspect_container(&container, None::<InspectContainerOptions>)
+        .await
+        .ok()
+        .and_then(|c| c.host_config?.nano_cpus);
+    assert_eq!(
+        nano_cpus,
+        Some(500_000_000),
+        "{sub}: active above its limit"
+    );
+    p.destroy(&id, &sub).await;
+    p.wait_status(&id, "destroyed", Duration::from_secs(60))
+        .await;
+    RealStart {
+        active: sample.active,
+        phases,
+    }
+}
+
+/// The real Fresco with the start-up CPU boost against without it, in one run:
+/// one platform per `TENANT_START_CPUS` value (`BENCH_START_CPUS`, comma
+/// separated, default 1, the platform's) and one with 0, taking turns (who goes first rotates)
+/// so all meet the same host; first one tenant at a time, then `n` at once.
+async fn boost_comparison(image: &Image, n: usize) {
+    let levels = std::env::var("BENCH_START_CPUS").unwrap_or_else(|_| "1".to_owned());
+    let mut levels: Vec<String> = levels.split(',').map(|l| l.trim().to_owned()).collect();
+    levels.push("0".to_owned());
+    let mut platforms = vec![];
+    for start_cpus in &levels {
+        let p = Platform::start(Options {
+            process: true,
+            extra: vec![
+                ("RECONCILE_CONCURRENCY", n.max(4).to_string()),
+                ("FRESCO_IMAGE", image.name.clone()),
+                ("FRESCO_HEALTHCHECK", platform_healthcheck(image)),
+                ("HEALTH_TIMEOUT_SECS", "300".to_owned()),
+                ("TENANT_START_CPUS", start_cpus.clone()),
+            ],
+            ..Default::default()
+        })
+        .await;
+        platforms.push(p);
+    }
+    println!(
+        "real Fresco start-up CPU boost: {n} tenants per platform one at a time, then {n} at once; TENANT_START_CPUS {} (TENANT_CPUS 0.5)",
+        levels.join(" / ")
+    );
+    let k = platforms.len();
+    let mut sequential: Vec<Vec<RealStart>> = (0..k).map(|_| vec![]).collect();
+    for round in 0..n {
+        for turn in 0..k {
+            let which = (round + turn) % k;
+            sequential[which].push(real_start(&platforms[which], "bseq").await);
+        }
+    }
+    let mut concurrent: Vec<Vec<RealStart>> = (0..k).map(|_| vec![]).collect();
+    for turn in 0..k {
+        let which = (n + turn) % k;
+        concurrent[which] =
+            futures::future::join_all((0..n).map(|_| real_start(&platforms[which], "bconc"))).await;
+    }
+    let off = k - 1;
+    for (label, starts) in [("sequential", &sequential), ("concurrent", &concurrent)] {
+        for (level, with) in levels.iter().zip(starts).take(off) {
+            for (what, sel) in [
+                (
+                    "container start->ready",
+                    RealStart::ready as fn(&RealStart) -> Option<Duration>,
+                ),
+                ("accepted->active", |s: &RealStart| Some(s.active)),
+            ] {
+                let with: Vec<Duration> = with.iter().filter_map(sel).collect();
+                let without: Vec<Duration> = starts[off].iter().filter_map(sel).collect();
+                if with.is_empty() || without.is_empty() {
+                    println!("{label:<12} {what:<24} not measured (phases missing from the log)");
+                    continue;
+                }
+                let (b50, b95) = (percentile(with.clone(), 0.5), percentile(with, 0.95));
+                let (o50, o95) = (percentile(without.clone(), 0.5), percentile(without, 0.95));
+                println!(
+                    "{label:<12} {what:<24} start cpus {level:<4} p50 {:>7.0} ms  p95 {:>7.0} ms | 0: p50 {:>7.0} ms  p95 {:>7.0} ms | ratio p50 {:.2}  p95 {:.2}",
+                    ms(b50), ms(b95), ms(o50), ms(o95), ms(b50) / ms(o50), ms(b95) / ms(o95)
+                );
+            }
+        }
+    }
+    for (label, starts) in [("sequential", &sequential), ("concurrent", &concurrent)] {
+        for (level, tenants) in levels.iter().zip(starts) {
+            for (i, start) in tenants.iter().enumerate() {
+                let phases: Vec<String> = start
+                    .phases
+                    .iter()
+                    .map(|(name, d)| format!("{name} {:.1} s", d.as_secs_f64()))
+                    .collect();
+                println!(
+                    "start phases, {label}, start cpus {level}, tenant {}: {}",
+                    i + 1,
+                    phases.join(", ")
+                );
+            }
+        }
+    }
+    for p in platforms {
+        p.cleanup().await;
+    }
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -336,7 +475,11 @@ async fn bench(label: &str, image: Image, n: usize, track_memory: bool) {
         ..Default::default()
     })
     .await;
-    println!("{label}: {n} tenants, image {}", image.name);
+    let start_cpus = std::env::var("TENANT_START_CPUS").unwrap_or_else(|_| "1 (default)".into());
+    println!(
+        "{label}: {n} tenants, image {}, TENANT_START_CPUS {start_cpus}",
+        image.name
+    );
     let mut floor_seq = vec![];
     let mut floor_ids = vec![];
     for _ in 0..n {
@@ -348,7 +491,7 @@ async fn bench(label: &str, image: Image, n: usize, track_memory: bool) {
     let mut peaks = vec![];
     let mut phases: Vec<Vec<(&'static str, Duration)>> = vec![];
     for _ in 0..n {
-        let (s, peak, container) = through_platform(&p, subdomain("seq"), track_memory).await;
+        let (s, peak, container, _) = through_platform(&p, subdomain("seq"), track_memory).await;
         seq.push(s);
         peaks.push(peak);
         if track_memory {
@@ -361,7 +504,7 @@ async fn bench(label: &str, image: Image, n: usize, track_memory: bool) {
         futures::future::join_all((0..n).map(|_| through_platform(&p, subdomain("conc"), false)))
             .await
             .into_iter()
-            .map(|(s, _, _)| s)
+            .map(|(s, _, _, _)| s)
             .collect();
     let (floor_conc, ids): (Vec<Sample>, Vec<TenantId>) = floor_conc.into_iter().unzip();
     floor_ids.extend(ids);
@@ -431,7 +574,9 @@ fn main() {
                         fresco_platform::config::DEFAULT_HEALTHCHECK.to_owned(),
                     ],
                 };
-                bench("real Fresco", real, count("BENCH_REAL_N", 3), true).await;
+                let n = count("BENCH_REAL_N", 3);
+                bench("real Fresco", real.clone(), n, true).await;
+                boost_comparison(&real, n).await;
             }
             Err(_) => println!(
                 "real Fresco: skipped (FRESCO_REAL_IMAGE is not set; scripts/bench sets it)"

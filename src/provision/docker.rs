@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use bollard::container::LogOutput;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig,
-    HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerUpdateBody, EndpointSettings,
+    HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig, NetworkCreateRequest,
+    NetworkingConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
@@ -37,6 +37,8 @@ pub struct DockerRuntime {
     /// Set once the tenants network was found with inter-container traffic on, so
     /// the warning is given once per process, not at every look.
     icc_warned: Arc<AtomicBool>,
+    /// The engine's CPU count, read once: it does not change while it runs.
+    host_cpus: Arc<tokio::sync::OnceCell<u32>>,
 }
 
 /// Bridge option that turns inter-container traffic on a network off: tenants
@@ -70,6 +72,7 @@ impl DockerRuntime {
             docker,
             instance: instance.to_owned(),
             icc_warned: Arc::new(AtomicBool::new(false)),
+            host_cpus: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
@@ -249,6 +252,7 @@ impl TenantRuntime for DockerRuntime {
             exit_code: state.exit_code,
             restart_count: c.restart_count.unwrap_or(0),
             last_health_output,
+            nano_cpus: c.host_config.and_then(|h| h.nano_cpus).unwrap_or(0),
         }))
     }
 
@@ -347,6 +351,31 @@ impl TenantRuntime for DockerRuntime {
             .restart_container(&tenant.container_name(), Some(options))
             .await
             .map_err(|e| RuntimeError::docker("container restart", e))
+    }
+
+    async fn set_cpus(&self, tenant: TenantId, nano_cpus: i64) -> Result<(), RuntimeError> {
+        let body = ContainerUpdateBody {
+            nano_cpus: Some(nano_cpus),
+            ..Default::default()
+        };
+        self.docker
+            .update_container(&tenant.container_name(), body)
+            .await
+            .map_err(|e| RuntimeError::docker("container update", e))
+    }
+
+    async fn host_cpus(&self) -> Result<u32, RuntimeError> {
+        self.host_cpus
+            .get_or_try_init(|| async {
+                let info = self
+                    .docker
+                    .info()
+                    .await
+                    .map_err(|e| RuntimeError::docker("info", e))?;
+                Ok(info.ncpu.unwrap_or(1).clamp(1, u32::MAX as i64) as u32)
+            })
+            .await
+            .copied()
     }
 
     async fn remove(&self, tenant: TenantId) -> Result<(), RuntimeError> {

@@ -106,6 +106,8 @@ pub struct ContainerInfo {
     pub restart_count: i64,
     /// Output of the most recent failed health check, for error messages.
     pub last_health_output: Option<String>,
+    /// The CPU allocation it has now (Docker's NanoCpus; 0 when none is set).
+    pub nano_cpus: i64,
 }
 
 /// A managed container as listed, for orphan collection.
@@ -197,6 +199,11 @@ pub trait TenantRuntime: Send + Sync + 'static {
     async fn start(&self, tenant: TenantId) -> Result<(), RuntimeError>;
     async fn stop(&self, tenant: TenantId, timeout_secs: i64) -> Result<(), RuntimeError>;
     async fn restart(&self, tenant: TenantId, timeout_secs: i64) -> Result<(), RuntimeError>;
+    /// Changes the container's CPU allocation (NanoCpus) in place, running or
+    /// not: no recreate, no restart.
+    async fn set_cpus(&self, tenant: TenantId, nano_cpus: i64) -> Result<(), RuntimeError>;
+    /// How many CPUs the engine's host has: no container can be given more.
+    async fn host_cpus(&self) -> Result<u32, RuntimeError>;
     /// Removes the container if it exists (killing it if running).
     async fn remove(&self, tenant: TenantId) -> Result<(), RuntimeError>;
     async fn remove_by_id(&self, id: &str) -> Result<(), RuntimeError>;

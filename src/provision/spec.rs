@@ -47,6 +47,12 @@ impl ResourceLimits {
         }
         None
     }
+
+    /// The declared CPU limit in Docker's NanoCpus: what the container runs at
+    /// (outside a start's boost) and what its spec hash counts.
+    pub fn nano_cpus(&self, cfg: &TenantConfig) -> i64 {
+        (self.cpus.unwrap_or(cfg.cpus) * 1e9) as i64
+    }
 }
 
 /// The Fresco options an owner may change: a fixed allow-list of Fresco
@@ -189,7 +195,6 @@ pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
         .memory_mb
         .unwrap_or(cfg.memory_mb)
         .max(MIN_MEMORY_MB) as i64;
-    let cpus = input.limits.cpus.unwrap_or(cfg.cpus);
     let mut labels = labels::management(cfg, input.tenant);
     labels.extend(labels::traefik(cfg, input.tenant, input.subdomain));
     let mut spec = ContainerSpec {
@@ -201,7 +206,7 @@ pub fn build(cfg: &TenantConfig, input: &SpecInput<'_>) -> ContainerSpec {
         memory_bytes: memory_mb * 1024 * 1024,
         // Docker counts memory + swap together: swap of twice the memory.
         memory_swap_bytes: 3 * memory_mb * 1024 * 1024,
-        nano_cpus: (cpus * 1e9) as i64,
+        nano_cpus: input.limits.nano_cpus(cfg),
         pids_limit: input.limits.pids_limit.unwrap_or(cfg.pids_limit),
         stop_timeout_secs: cfg.stop_timeout_secs as i64,
         healthcheck: healthcheck_test(&cfg.healthcheck),

@@ -295,7 +295,13 @@ impl Reconciler {
                 Some(c) if c.spec_hash != self.desired_hash(tenant).await? => {
                     Some((Action::Update, "container spec changed".to_owned()))
                 }
-                Some(_) => None,
+                Some(c) => {
+                    // Not at its limit with no start under way (the control plane
+                    // stopped between healthy and the update, or a hand): put back
+                    // in place, no recreate.
+                    self.settle_cpus(tenant, c).await?;
+                    None
+                }
             },
             DesiredState::Stopped => match &info {
                 Some(c) if matches!(c.state, RunState::Running | RunState::Restarting) => Some((
@@ -417,7 +423,7 @@ impl Reconciler {
         Ok((server, loc))
     }
 
-    fn limits(tenant: &Tenant) -> ResourceLimits {
+    pub(super) fn limits(tenant: &Tenant) -> ResourceLimits {
         serde_json::from_value(tenant.resource_limits.clone()).unwrap_or_default()
     }
 
@@ -460,7 +466,14 @@ impl Reconciler {
             }
         }
         match tenant.desired_state {
-            DesiredState::Running => self.converge_running(tenant).await,
+            DesiredState::Running => {
+                let outcome = self.converge_running(tenant).await;
+                if outcome.is_err() {
+                    // Never left above its share, whatever ended the start.
+                    self.settle_cpus_after_failure(tenant).await;
+                }
+                outcome
+            }
             DesiredState::Stopped => self.converge_stopped(tenant).await,
             DesiredState::Destroyed => self.converge_destroyed(tenant).await,
         }
@@ -497,9 +510,10 @@ impl Reconciler {
             // container, stored nowhere else.
             let password = new_password();
             self.inner.dbs.set_password(&server, id, &password).await?;
-            runtime
-                .create(&self.spec_for(tenant, &target, Some(&password)))
-                .await?;
+            let mut spec = self.spec_for(tenant, &target, Some(&password));
+            // Created boosted; its spec hash (a label) counts the declared limit.
+            spec.nano_cpus = self.start_cpus(tenant).await?;
+            runtime.create(&spec).await?;
             runtime.start(id).await?;
             info = runtime.inspect(id).await?;
         } else if let Some(c) = &info {
@@ -508,11 +522,13 @@ impl Reconciler {
                     .zip(tenant.action_started_at)
                     .is_none_or(|(s, a)| s < a);
             if restart_pending {
+                self.boost_cpus(tenant, c).await?;
                 runtime
                     .restart(id, self.inner.tenants.stop_timeout_secs as i64)
                     .await?;
                 info = runtime.inspect(id).await?;
             } else if !matches!(c.state, RunState::Running | RunState::Restarting) {
+                self.boost_cpus(tenant, c).await?;
                 runtime.start(id).await?;
                 info = runtime.inspect(id).await?;
             }
@@ -551,11 +567,15 @@ impl Reconciler {
             return Err(ConvergeError::CrashLoop(message));
         }
         match start_verdict(&c, waited_secs(tenant), self.inner.cfg.health_timeout_secs) {
-            StartVerdict::Ready => Ok(Outcome::Reached {
-                status: TenantStatus::Active,
-                container_id: Some(c.id.clone()),
-                deployed: true,
-            }),
+            StartVerdict::Ready => {
+                // Back at its limit before the start counts as done.
+                self.settle_cpus(tenant, &c).await?;
+                Ok(Outcome::Reached {
+                    status: TenantStatus::Active,
+                    container_id: Some(c.id.clone()),
+                    deployed: true,
+                })
+            }
             StartVerdict::Waiting => Ok(Outcome::Waiting),
             StartVerdict::TimedOut(message) => Err(ConvergeError::Container(message)),
         }
@@ -573,6 +593,8 @@ impl Reconciler {
                     .stop(id, self.inner.tenants.stop_timeout_secs as i64)
                     .await?;
             }
+            // A stop during a start: whatever starts it next starts at the limit.
+            self.settle_cpus(tenant, &c).await?;
         }
         Ok(Outcome::Reached {
             status: TenantStatus::Stopped,
@@ -627,6 +649,7 @@ mod tests {
             exit_code: None,
             restart_count: 0,
             last_health_output: Some("Health check exceeded timeout (10s)".into()),
+            nano_cpus: 500_000_000,
         }
     }
 

@@ -155,6 +155,7 @@ mod tests {
             exit_code: Some(1),
             restart_count,
             last_health_output: None,
+            nano_cpus: 500_000_000,
         }
     }
 

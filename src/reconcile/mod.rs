@@ -6,6 +6,7 @@
 //! converge without anyone acting.
 
 mod converge;
+mod cpu_boost;
 mod crash_loop;
 mod moves;
 pub mod notifications;
