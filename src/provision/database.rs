@@ -289,15 +289,6 @@ impl TenantDatabases {
         })
     }
 
-    /// Whether the server answers (the admin pool can run a query).
-    pub async fn ping(&self, server: &DbServer) -> Result<(), DatabaseError> {
-        sqlx::query_scalar::<_, i32>("SELECT 1")
-            .fetch_one(&self.admin(server)?)
-            .await
-            .step("ping")
-            .map(|_| ())
-    }
-
     /// The server's `max_connections` and `superuser_reserved_connections`.
     pub async fn connection_settings(
         &self,

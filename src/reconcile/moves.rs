@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::converge::{ConvergeError, Outcome};
 use super::Reconciler;
-use crate::domain::{DesiredState, TenantId, TenantStatus};
+use crate::domain::{DesiredState, TenantId};
 use crate::store::moves::{MoveRow, Phase};
 use crate::store::tenants::Tenant;
 use crate::store::{self, db_servers};
@@ -246,11 +246,6 @@ impl Reconciler {
             },
             isolation: from.isolation,
         }
-    }
-
-    /// Whether the tenant's status lets a move begin (for the API's answer).
-    pub fn movable(status: TenantStatus) -> bool {
-        matches!(status, TenantStatus::Active | TenantStatus::Stopped)
     }
 }
 
