@@ -101,6 +101,37 @@ async fn real_fresco_runs_with_the_defaults_is_guarded_and_lives_its_lifecycle()
     assert_eq!(tables_named(&p.pool, "_prisma_migrations").await, 0);
     assert_eq!(tables_named(&p.pool, "AppSettings").await, 0);
 
+    // (This test's own direct session goes first: it too comes from loopback.)
+    sqlx::Connection::close(conn).await.unwrap();
+    // The app reads its settings through PgBouncer: its DATABASE_URL names the
+    // pooler, and the sessions serving it are PgBouncer's, from the host's
+    // loopback (the container's own would come from the tenants bridge).
+    let c = p.container(&id).await.unwrap();
+    let env = c.config.and_then(|c| c.env).unwrap_or_default();
+    let pooled = env
+        .iter()
+        .find_map(|e| e.strip_prefix("DATABASE_URL="))
+        .unwrap();
+    assert!(
+        pooled.ends_with(&format!(
+            ":{}/{db}?pgbouncer=true",
+            common::env("TENANT_DB_POOLER_PORT")
+        )),
+        "DATABASE_URL does not go through PgBouncer"
+    );
+    assert_eq!(fetch_through_traefik(&sub, "/signin", None).await.0, 200);
+    let through_bouncer: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND client_addr = '127.0.0.1'",
+    )
+    .bind(tenant_id(&id).role_name())
+    .fetch_one(&p.pool)
+    .await
+    .unwrap();
+    assert!(
+        through_bouncer >= 1,
+        "no PgBouncer session serves the real Fresco"
+    );
+
     // Only the owner's claim reaches the real setup page.
     let (stranger, _, refusal) = fetch_through_traefik(&sub, "/setup", None).await;
     assert_eq!(stranger, 403, "{refusal}");
