@@ -365,7 +365,8 @@ async fn real_start(p: &Platform, label: &str) -> RealStart {
 /// The real Fresco with the start-up CPU boost against without it, in one run:
 /// one platform per `TENANT_START_CPUS` value (`BENCH_START_CPUS`, comma
 /// separated, default 1, the platform's) and one with 0, taking turns (who goes first rotates)
-/// so all meet the same host; first one tenant at a time, then `n` at once.
+/// so all meet the same host; first one tenant at a time, then `n` at once
+/// (twice per platform).
 async fn boost_comparison(image: &Image, n: usize) {
     let levels = std::env::var("BENCH_START_CPUS").unwrap_or_else(|_| "1".to_owned());
     let mut levels: Vec<String> = levels.split(',').map(|l| l.trim().to_owned()).collect();
@@ -387,7 +388,7 @@ async fn boost_comparison(image: &Image, n: usize) {
         platforms.push(p);
     }
     println!(
-        "real Fresco start-up CPU boost: {n} tenants per platform one at a time, then {n} at once; TENANT_START_CPUS {} (TENANT_CPUS 0.5)",
+        "real Fresco start-up CPU boost: {n} tenants per platform one at a time, then twice {n} at once; TENANT_START_CPUS {} (TENANT_CPUS 0.5)",
         levels.join(" / ")
     );
     let k = platforms.len();
@@ -398,11 +399,13 @@ async fn boost_comparison(image: &Image, n: usize) {
             sequential[which].push(real_start(&platforms[which], "bseq").await);
         }
     }
+    // Each platform twice, in order and then in reverse, so a host growing busier
+    // or quieter over the run weighs on all alike.
     let mut concurrent: Vec<Vec<RealStart>> = (0..k).map(|_| vec![]).collect();
-    for turn in 0..k {
-        let which = (n + turn) % k;
-        concurrent[which] =
+    for which in (0..k).chain((0..k).rev()) {
+        let starts =
             futures::future::join_all((0..n).map(|_| real_start(&platforms[which], "bconc"))).await;
+        concurrent[which].extend(starts);
     }
     let off = k - 1;
     for (label, starts) in [("sequential", &sequential), ("concurrent", &concurrent)] {
