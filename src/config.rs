@@ -451,8 +451,9 @@ pub struct TenantConfig {
     /// makes (create, start, restart, recovery) until its first passing health
     /// check, when its TENANT_CPUS limit is applied in place (no restart).
     /// Fresco's start (`prisma generate`, migrations, `initialize.ts`) is CPU
-    /// bound on about one core: with the real Fresco 3.1.2, 1 CPU took container
-    /// start -> ready from 19.2 s to 15.7 s, and 2 CPUs no further, hence 1.
+    /// bound on about one core: with the real Fresco 3.1.2, one start at a time,
+    /// 1 CPU took container start -> ready from 19.7 s to 14.5 s (p50), 2 CPUs to
+    /// 13.4 s; 1 is the default, most of the gain for at most one core of the host.
     /// Capped at the host's CPUs, never below the limit; 0 turns it off.
     #[arg(
         long = "tenant-start-cpus",

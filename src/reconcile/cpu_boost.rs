@@ -8,14 +8,15 @@
 //! the limit.
 //!
 //! The CPU weight (CpuShares) stays the default while boosted. The boost lifts a
-//! quota, and a quota only matters while the host has CPU to spare; under
-//! contention each container gets its weighted share either way. Measured on a
-//! busy 2-CPU host with CPU burners: beside 4 busy tenants at 0.5 CPU each running
-//! tenant got the same whether the start ran at 0.5 or 2 CPUs (0.21/0.20 and
-//! 0.39/0.38 CPU in two runs), and beside 1 busy tenant that one kept its 0.50
-//! while the boosted start took 0.98. A weight of 256 while boosted gave running
-//! tenants 0.46 instead of 0.38 but cut the start to 0.12 CPU, a third of what an
-//! unboosted start gets: under load a start would be slower than without a boost.
+//! quota, which only matters while the host has CPU to spare. Measured on this
+//! project's busy 2-CPU host with CPU burners at 0.5 CPU as running tenants, 10 s
+//! each, beside a start at 0.5 or 2 CPUs: beside 1 busy tenant, it kept its 0.50
+//! while the boosted start took 0.98; beside 4 (the host full), each got the same
+//! either way (0.21/0.20, 0.39/0.38); beside 2, in between, each got 10-15% less
+//! (0.50/0.43, 0.38/0.34, 0.30/0.27) for as long as the start is boosted. A weight
+//! of 256 while boosted gave 4 running tenants 0.46 instead of 0.38 but cut the
+//! start to 0.12 CPU, a third of what an unboosted start gets: under load a start
+//! would be slower than without the boost, and its health checks with it.
 
 use tracing::{info, warn};
 
