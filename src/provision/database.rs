@@ -330,6 +330,59 @@ impl TenantDatabases {
             .step("database lookup")
     }
 
+    /// `CREATE DATABASE name <options>` unless it exists; losing a race with
+    /// another creator is fine. (It cannot run inside a transaction block.)
+    async fn create_database(
+        admin: &PgPool,
+        step: &'static str,
+        name: &str,
+        options: &str,
+    ) -> Result<(), DatabaseError> {
+        if Self::database_exists(admin, name).await? {
+            return Ok(());
+        }
+        match Self::exec(
+            admin,
+            step,
+            &format!("CREATE DATABASE {} {options}", ident(name)),
+        )
+        .await
+        {
+            Err(e) if !Self::database_exists(admin, name).await? => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `member` (None: the platform role) is a member of `role`.
+    async fn is_member(
+        admin: &PgPool,
+        member: Option<&str>,
+        role: &str,
+    ) -> Result<bool, DatabaseError> {
+        sqlx::query_scalar("SELECT pg_has_role(COALESCE($1, current_user::text), $2, 'MEMBER')")
+            .bind(member)
+            .bind(role)
+            .fetch_one(admin)
+            .await
+            .step("membership lookup")
+    }
+
+    /// Makes `member` (None: the platform role) a member of `role` unless it is one.
+    async fn grant_membership(
+        admin: &PgPool,
+        step: &'static str,
+        role: &str,
+        member: Option<&str>,
+    ) -> Result<(), DatabaseError> {
+        if Self::is_member(admin, member, role).await? {
+            return Ok(());
+        }
+        let grantee = member
+            .map(ident)
+            .unwrap_or_else(|| "CURRENT_USER".to_owned());
+        Self::exec(admin, step, &format!("GRANT {} TO {grantee}", ident(role))).await
+    }
+
     /// Creates or corrects the tenant's role and its database or schema at
     /// `loc`. Returns true when the role had to be created, i.e. any running
     /// container has no valid password any more.
@@ -402,19 +455,7 @@ impl TenantDatabases {
         } else {
             Self::exec(admin, "alter role", &format!("ALTER ROLE {r} {attributes}")).await?;
         }
-        let member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
-            .bind(&role)
-            .fetch_one(admin)
-            .await
-            .step("membership lookup")?;
-        if !member {
-            Self::exec(
-                admin,
-                "grant role to platform",
-                &format!("GRANT {r} TO CURRENT_USER"),
-            )
-            .await?;
-        }
+        Self::grant_membership(admin, "grant role to platform", &role, None).await?;
         Ok(created)
     }
 
@@ -428,19 +469,7 @@ impl TenantDatabases {
         if !Self::role_exists(admin, role).await? {
             return Ok(None);
         }
-        let member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
-            .bind(role)
-            .fetch_one(admin)
-            .await
-            .step("PgBouncer role membership lookup")?;
-        if !member {
-            Self::exec(
-                admin,
-                "grant PgBouncer's role to platform",
-                &format!("GRANT {} TO CURRENT_USER", ident(role)),
-            )
-            .await?;
-        }
+        Self::grant_membership(admin, "grant PgBouncer's role to platform", role, None).await?;
         Ok(Some(ident(role)))
     }
 
@@ -454,20 +483,7 @@ impl TenantDatabases {
     ) -> Result<(), DatabaseError> {
         let r = ident(&tenant.role_name());
         let d = ident(name);
-        if !Self::database_exists(admin, name).await? {
-            // CREATE DATABASE cannot run inside a transaction block.
-            if let Err(e) = Self::exec(
-                admin,
-                "create database",
-                &format!("CREATE DATABASE {d} OWNER {r}"),
-            )
-            .await
-            {
-                if !Self::database_exists(admin, name).await? {
-                    return Err(e);
-                }
-            }
-        }
+        Self::create_database(admin, "create database", name, &format!("OWNER {r}")).await?;
         let mut sql = format!(
             "ALTER DATABASE {d} OWNER TO {r};
              REVOKE ALL ON DATABASE {d} FROM PUBLIC;
@@ -492,21 +508,13 @@ impl TenantDatabases {
         self.ensure_tenants_database(server, &admin, database)
             .await?;
         let r = ident(&tenant.role_name());
-        let group = Self::connect_group(database);
-        let member: bool = sqlx::query_scalar("SELECT pg_has_role($1, $2, 'MEMBER')")
-            .bind(tenant.role_name())
-            .bind(&group)
-            .fetch_one(&admin)
-            .await
-            .step("group membership lookup")?;
-        if !member {
-            Self::exec(
-                &admin,
-                "grant tenants-database access",
-                &format!("GRANT {} TO {r}", ident(&group)),
-            )
-            .await?;
-        }
+        Self::grant_membership(
+            &admin,
+            "grant tenants-database access",
+            &Self::connect_group(database),
+            Some(&tenant.role_name()),
+        )
+        .await?;
         let s = ident(&tenant.schema_name());
         Self::exec(
             &self.shared(server, database)?,
@@ -531,20 +539,7 @@ impl TenantDatabases {
         let d = ident(database);
         let group = Self::connect_group(database);
         let g = ident(&group);
-        let fresh = !Self::database_exists(admin, database).await?;
-        if fresh {
-            if let Err(e) = Self::exec(
-                admin,
-                "create tenants database",
-                &format!("CREATE DATABASE {d}"),
-            )
-            .await
-            {
-                if !Self::database_exists(admin, database).await? {
-                    return Err(e);
-                }
-            }
-        }
+        Self::create_database(admin, "create tenants database", database, "").await?;
         if !Self::role_exists(admin, &group).await? {
             Self::exec(
                 admin,
@@ -752,10 +747,8 @@ impl TenantDatabases {
         )
         .await?;
         if role_exists && loc.isolation == Isolation::Schema && !self.is_legacy(loc) {
-            let member: bool = sqlx::query_scalar("SELECT pg_has_role($1, $2, 'MEMBER')")
-                .bind(tenant.role_name())
-                .bind(Self::connect_group(&loc.database))
-                .fetch_one(&admin)
+            let group = Self::connect_group(&loc.database);
+            let member = Self::is_member(&admin, Some(&tenant.role_name()), &group)
                 .await
                 .unwrap_or(false);
             if member {
