@@ -14,6 +14,8 @@
 #   FP_PGBOUNCER_POOL_SIZE=5    server connections per tenant database, each PgBouncer
 #   FP_PG2_PORT=55442  FP_PGBOUNCER2_PORT=56442   extra test clusters
 #   FP_PG3_PORT=55452  FP_PGBOUNCER3_PORT=56452   (stack_extra_postgres)
+#   FP_S3_PORT=59000            S3-compatible server (moto, 127.0.0.1; stack_s3)
+#   FP_S3_BUCKET=fresco-backups its bucket
 #   TRAEFIK_HTTP_PORT=18080     Traefik entrypoint `web`
 #   TRAEFIK_PING_PORT=18081     Traefik entrypoint `traefik` (/ping, dashboard)
 #   TENANTS_NETWORK=fresco_tenants
@@ -64,6 +66,15 @@ STACK_PGB_AUTH_ROLE=fresco_pgbouncer_auth
 STACK_PGB_AUTH_SQL="$STACK_REPO/compose/pgbouncer-auth.sql"
 STACK_PGBOUNCER_BIN=/usr/sbin/pgbouncer
 
+# The S3-compatible server of the off-site backup tests (stack_s3): moto in server
+# mode (PyPI, pinned), in .local/s3-venv. It keeps everything in memory and accepts
+# any credentials, signed or not; these fixed test ones are what .local/stack.env
+# hands the platform (the secret is one its logs must never show).
+STACK_MOTO_VERSION=5.2.5
+STACK_S3_REGION=us-east-1
+STACK_S3_ACCESS_KEY_ID=fresco-test
+STACK_S3_SECRET_ACCESS_KEY=fresco-test-secret-Vq7rK2mX9pL4wT8zN3bJ
+
 stack_up() {
   # The work runs in a child bash with strict mode, so a failure neither leaves a
   # half-set environment nor kills an interactive shell that sourced this file.
@@ -90,6 +101,8 @@ _stack_settings() {
   case "$PGB_POOL_SIZE" in
     '' | *[!0-9]* | 0) _stack_die "FP_PGBOUNCER_POOL_SIZE must be a positive number, not '$PGB_POOL_SIZE'" ;;
   esac
+  S3_PORT="${FP_S3_PORT:-59000}"
+  S3_BUCKET="${FP_S3_BUCKET:-fresco-backups}"
   HTTP_PORT="${TRAEFIK_HTTP_PORT:-18080}"
   PING_PORT="${TRAEFIK_PING_PORT:-18081}"
   NETWORK="${TENANTS_NETWORK:-fresco_tenants}"
@@ -797,15 +810,124 @@ _stack_traefik() {
   _stack_die "Traefik did not answer http://127.0.0.1:$PING_PORT/ping; see .local/traefik.log"
 }
 
+# --- 5b. S3 (moto) -------------------------------------------------------------
+#
+# An S3-compatible server for the off-site backup tests: moto_server on
+# 127.0.0.1:FP_S3_PORT (.local/moto.pid, .local/moto.log) with the bucket FP_S3_BUCKET.
+# Path-style URLs (http://127.0.0.1:<port>/<bucket>/<key>), region us-east-1. Its
+# state is in memory: a restarted server has lost its objects; stack_s3 creates the
+# bucket again.
+
+# The server and its bucket (after stack_up; exports what it adds to .local/stack.env).
+stack_s3() {
+  bash -euo pipefail -c 'source "$1"; _stack_s3' stack_s3 "$STACK_LIB" || return $?
+  # shellcheck source=/dev/null
+  source "$STACK_LOCAL/stack.env"
+  cat >&2 <<EOF
+[stack] S3 ready (environment: .local/stack.env)
+  S3         $FP_S3_ENDPOINT, bucket $FP_S3_BUCKET, region $FP_S3_REGION, path-style (moto, in memory; log .local/moto.log)
+EOF
+}
+
+_stack_s3() {
+  _stack_settings
+  [ -s "$STACK_LOCAL/stack.env" ] || _stack_die "run stack_up before stack_s3"
+  if ! [[ "$S3_PORT" =~ ^[1-9][0-9]{0,4}$ ]] || [ "$S3_PORT" -gt 65535 ]; then
+    _stack_die "FP_S3_PORT must be a port number, not '$S3_PORT'"
+  fi
+  # S3's bucket naming rules (the part of them a typo breaks); also keeps the name
+  # safe in a URL path.
+  [[ "$S3_BUCKET" =~ ^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$ ]] \
+    || _stack_die "FP_S3_BUCKET must be 3-63 of a-z 0-9 . - (starting and ending with a letter or digit), not '$S3_BUCKET'"
+  command -v curl >/dev/null 2>&1 || _stack_apt_install curl
+  _stack_install_moto
+  _stack_moto
+  _stack_s3_bucket
+  _stack_write_env
+}
+
+# moto[server] (pinned) in .local/s3-venv, unless that version is there already.
+_stack_install_moto() {
+  local venv="$STACK_LOCAL/s3-venv" python=/usr/bin/python3
+  # Package metadata only (importing moto takes a second): moto, and the server
+  # extra's Flask and Flask-CORS.
+  # shellcheck disable=SC2016  # Python, not shell
+  if [ -x "$venv/bin/moto_server" ] && [ "$("$venv/bin/python" -c '
+import importlib.metadata as m
+print(m.version("moto")); m.version("flask"); m.version("flask-cors")' 2>/dev/null || true)" = "$STACK_MOTO_VERSION" ]; then
+    return 0
+  fi
+  # Debian's own interpreter, as for .local/fuzz-venv: a venv of it keeps clear of
+  # the system's packages (PEP 668) and of whatever pyenv is active.
+  [ -x "$python" ] || _stack_apt_install python3
+  if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
+    rm -rf "$venv"
+    if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      _stack_apt_install python3-venv
+      "$python" -m venv "$venv" || _stack_die "could not create .local/s3-venv"
+    fi
+  fi
+  _stack_log "pip install moto[server]==$STACK_MOTO_VERSION (.local/s3-venv)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$STACK_MOTO_VERSION" \
+    || { _stack_warn "pip install failed; retrying once"; sleep 5;
+         "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$STACK_MOTO_VERSION"; } \
+    || _stack_die "pip install moto[server]==$STACK_MOTO_VERSION failed"
+  [ -x "$venv/bin/moto_server" ] || _stack_die "moto[server] installed but .local/s3-venv/bin/moto_server is missing"
+}
+
+# Whether an S3 server answers on the port: ListBuckets (moto takes it unsigned).
+_stack_s3_answers() {
+  curl -sS -m 2 "http://127.0.0.1:$S3_PORT/" 2>/dev/null | grep -q ListAllMyBucketsResult
+}
+
+# Starts moto_server unless an S3 server answers on the port already (one started by
+# an earlier stack_s3, or by another run's).
+_stack_moto() {
+  local pidfile="$STACK_LOCAL/moto.pid" log="$STACK_LOCAL/moto.log"
+  _stack_s3_answers && return 0
+  if (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; then
+    _stack_die "port $S3_PORT answers but not as an S3 server; set FP_S3_PORT to a free port"
+  fi
+  _stack_log "starting moto_server $STACK_MOTO_VERSION on 127.0.0.1:$S3_PORT (log: .local/moto.log)"
+  rm -f "$pidfile"
+  _stack_spawn "$pidfile" "$log" "$STACK_LOCAL/s3-venv/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT"
+  for _ in $(seq 1 60); do
+    _stack_s3_answers && return 0
+    sleep 0.5
+    if [ -s "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      tail -n 20 "$log" >&2 || true
+      _stack_die "moto_server exited without answering on http://127.0.0.1:$S3_PORT/; see .local/moto.log"
+    fi
+  done
+  tail -n 20 "$log" >&2 || true
+  _stack_die "moto_server did not answer on http://127.0.0.1:$S3_PORT/ within 30 s; see .local/moto.log"
+}
+
+_stack_s3_bucket_exists() {
+  curl -fsS -o /dev/null -m 5 -I "http://127.0.0.1:$S3_PORT/$S3_BUCKET" 2>/dev/null
+}
+
+# CreateBucket, unsigned (us-east-1: no location constraint), unless it exists.
+_stack_s3_bucket() {
+  _stack_s3_bucket_exists && return 0
+  _stack_log "creating S3 bucket $S3_BUCKET"
+  curl -fsS -o /dev/null -m 10 -X PUT "http://127.0.0.1:$S3_PORT/$S3_BUCKET" \
+    || _stack_s3_bucket_exists \
+    || _stack_die "could not create S3 bucket $S3_BUCKET on http://127.0.0.1:$S3_PORT"
+}
+
 # --- 6. environment -------------------------------------------------------------
 
 _stack_q() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 
-# The one writer of .local/stack.env (stack_up and stack_extra_postgres): the main
-# stack's settings, and the extra clusters' once they exist (answer on their sockets).
+# The one writer of .local/stack.env (stack_up, stack_extra_postgres, stack_s3): the
+# main stack's settings, the extra clusters' once they exist (answer on their
+# sockets), and the S3 server's once its bucket answers (so a stack_up after stack_s3
+# keeps them, and a server gone since drops them).
 _stack_write_env() {
   local env="$STACK_LOCAL/stack.env" tmp k v
-  local auth="$STACK_PG_ROLE:$STACK_PG_PASSWORD@127.0.0.1:$PG_PORT" extra=""
+  local auth="$STACK_PG_ROLE:$STACK_PG_PASSWORD@127.0.0.1:$PG_PORT" extra="" s3=""
   if _stack_pg_ready "$STACK_LOCAL/pg2/run" "$PG2_PORT" && _stack_pg_ready "$STACK_LOCAL/pg3/run" "$PG3_PORT"; then
     extra="FP_PG2_PORT=$PG2_PORT
 FP_PG3_PORT=$PG3_PORT
@@ -816,9 +938,17 @@ FP_PG3_ADMIN_URL=postgres://$STACK_PG_ROLE:$STACK_PG_PASSWORD@127.0.0.1:$PG3_POR
 FP_PGBOUNCER2_ADMIN=$(_stack_pgbouncer_admin_cmd pgbouncer2 "$PGB2_PORT")
 FP_PGBOUNCER3_ADMIN=$(_stack_pgbouncer_admin_cmd pgbouncer3 "$PGB3_PORT")"
   fi
+  if _stack_s3_bucket_exists; then
+    s3="FP_S3_PORT=$S3_PORT
+FP_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+FP_S3_BUCKET=$S3_BUCKET
+FP_S3_REGION=$STACK_S3_REGION
+FP_S3_ACCESS_KEY_ID=$STACK_S3_ACCESS_KEY_ID
+FP_S3_SECRET_ACCESS_KEY=$STACK_S3_SECRET_ACCESS_KEY"
+  fi
   tmp="$(mktemp)"
   {
-    echo "# Written by scripts/lib/stack.sh (stack_up, stack_extra_postgres); source it to use the local stack."
+    echo "# Written by scripts/lib/stack.sh (stack_up, stack_extra_postgres, stack_s3); source it to use the local stack."
     while IFS='=' read -r k v; do
       [ -n "$k" ] || continue
       printf 'export %s=%s\n' "$k" "$(_stack_q "$v")"
@@ -843,6 +973,7 @@ TENANT_URL_SCHEME=http
 TENANT_URL_PORT=$HTTP_PORT
 MAIL_DIR=$STACK_LOCAL/mail
 $extra
+$s3
 EOF
   } >"$tmp"
   mv "$tmp" "$env"
@@ -869,6 +1000,11 @@ EOF
   if grep -q '^export FP_PG2_ADMIN_URL=' "$STACK_LOCAL/stack.env"; then
     cat >&2 <<EOF
   pg2, pg3   Postgres 127.0.0.1:$FP_PG2_PORT and :$FP_PG3_PORT, PgBouncer :$FP_PGBOUNCER2_PORT and :$FP_PGBOUNCER3_PORT (stack_extra_postgres)
+EOF
+  fi
+  if grep -q '^export FP_S3_ENDPOINT=' "$STACK_LOCAL/stack.env"; then
+    cat >&2 <<EOF
+  S3         $FP_S3_ENDPOINT, bucket $FP_S3_BUCKET (moto, stack_s3)
 EOF
   fi
 }

@@ -2,6 +2,7 @@
 //! the subdomain and email rules, lifecycle states, and which owner action is
 //! allowed in which state.
 
+pub mod backup;
 pub mod budget;
 mod dsn;
 mod email;

@@ -56,6 +56,12 @@ impl Copier {
     }
 
     fn command(&self, program: &str, conn: &ConnParams) -> Command {
+        self.command_as(program, conn, "fresco-platform-move")
+    }
+
+    /// A Postgres program reaching `conn`, its session named `app`, with the
+    /// platform's lock timeout and the password in its environment.
+    pub(crate) fn command_as(&self, program: &str, conn: &ConnParams, app: &str) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -63,7 +69,7 @@ impl Copier {
             .env("PGPORT", conn.port.to_string())
             .env("PGUSER", &conn.user)
             .env("PGDATABASE", &conn.database)
-            .env("PGAPPNAME", "fresco-platform-move")
+            .env("PGAPPNAME", app)
             .env("PGCONNECT_TIMEOUT", "10")
             .env(
                 "PGOPTIONS",
@@ -79,7 +85,7 @@ impl Copier {
         cmd
     }
 
-    async fn run(program: &str, mut cmd: Command) -> Result<Vec<u8>, CopyError> {
+    pub(crate) async fn run(program: &str, mut cmd: Command) -> Result<Vec<u8>, CopyError> {
         let out = cmd.output().await.map_err(|e| CopyError::Spawn {
             program: program.to_owned(),
             reason: e.to_string(),
@@ -87,20 +93,23 @@ impl Copier {
         if out.status.success() {
             return Ok(out.stdout);
         }
-        let mut output = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        if output.len() > OUTPUT_LIMIT {
-            let cut = (0..=OUTPUT_LIMIT)
-                .rev()
-                .find(|i| output.is_char_boundary(*i))
-                .unwrap_or(0);
-            output.truncate(cut);
-            output.push('…');
-        }
         Err(CopyError::Failed {
             program: program.to_owned(),
             status: out.status.to_string(),
-            output,
+            output: shorten(&out.stderr),
         })
+    }
+
+    pub fn pg_dump(&self) -> &str {
+        &self.pg_dump
+    }
+
+    pub fn pg_restore(&self) -> &str {
+        &self.pg_restore
+    }
+
+    pub fn lock_timeout(&self) -> &str {
+        &self.lock_timeout
     }
 
     /// Dumps the tenant's data at `from` into `file`; returns its size in bytes.
@@ -164,9 +173,24 @@ impl Copier {
     }
 }
 
+/// A program's error output as kept in an error: trimmed, at most
+/// `OUTPUT_LIMIT` bytes.
+pub(crate) fn shorten(stderr: &[u8]) -> String {
+    let mut output = String::from_utf8_lossy(stderr).trim().to_owned();
+    if output.len() > OUTPUT_LIMIT {
+        let cut = (0..=OUTPUT_LIMIT)
+            .rev()
+            .find(|i| output.is_char_boundary(*i))
+            .unwrap_or(0);
+        output.truncate(cut);
+        output.push('…');
+    }
+    output
+}
+
 /// A `pg_restore --list` without the entries of `schema` itself (its CREATE
 /// and COMMENT): the objects in it stay.
-fn restore_list(listing: &str, schema: &str) -> String {
+pub(crate) fn restore_list(listing: &str, schema: &str) -> String {
     listing
         .lines()
         .filter(|line| {

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+mod backup;
+pub use backup::{BackupConfig, StorageKind};
+
 #[derive(Clone, Args)]
 pub struct DbConfig {
     /// Platform database (a non-superuser role with CREATEROLE, plus CREATEDB in
@@ -78,6 +81,8 @@ pub struct ServeConfig {
     pub streams: StreamConfig,
     #[command(flatten)]
     pub notify: NotifyConfig,
+    #[command(flatten)]
+    pub backups: BackupConfig,
 }
 
 impl ServeConfig {
@@ -568,6 +573,9 @@ pub struct DataPlaneConfig {
     /// `pg_restore` a move runs.
     #[arg(long, env = "PG_RESTORE", default_value = "pg_restore")]
     pub pg_restore: String,
+    /// `psql` a restore feeds the backup through (in one transaction).
+    #[arg(long, env = "PSQL", default_value = "psql")]
+    pub psql: String,
     /// Folder where a move keeps the tenant's dump while it copies (removed
     /// after). Default: the system's temporary folder.
     #[arg(long, env = "MOVE_WORK_DIR")]
