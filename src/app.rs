@@ -16,6 +16,7 @@ use crate::mail::Mailer;
 use crate::provision::docker::DockerRuntime;
 use crate::provision::{TenantDatabases, TenantRuntime};
 use crate::reconcile::notifications::Notifier;
+use crate::reconcile::backups::BackupService;
 use crate::reconcile::Reconciler;
 use crate::store::{self, notify::Activity};
 use crate::telemetry::Telemetry;
@@ -53,6 +54,20 @@ pub async fn prepare(mut config: ServeConfig) -> anyhow::Result<AppState> {
     let telemetry = Arc::new(Telemetry::new());
     let dbs = TenantDatabases::new(&config.db, &config.tenants, &config.data_plane)
         .context("tenant databases")?;
+    let backups = BackupService::from_config(
+        pool.clone(),
+        dbs.clone(),
+        crate::provision::copy::Copier::new(&config.data_plane),
+        &config.data_plane.psql,
+        &config.backups,
+        &config.tenants.fresco_image,
+    )
+    .map_err(|e| anyhow::anyhow!("backups: {e}"))?;
+    if backups.is_none() {
+        tracing::warn!(
+            "backups are off: set BACKUP_KEY_FILE (make a key with `fresco-platform backups new-key`)"
+        );
+    }
     let reconciler = Reconciler::new(
         pool.clone(),
         runtime.clone(),
@@ -62,6 +77,7 @@ pub async fn prepare(mut config: ServeConfig) -> anyhow::Result<AppState> {
         config.reconcile.clone(),
         options.get_port(),
         telemetry.clone(),
+        backups.clone(),
     );
     warn_on_connection_budget(&pool, &reconciler, &config).await;
     let mailer = Mailer::new(&config.mail).context("setting up mail")?;
@@ -84,6 +100,7 @@ pub async fn prepare(mut config: ServeConfig) -> anyhow::Result<AppState> {
         activity: Activity::new(),
         shutdown: CancellationToken::new(),
         telemetry,
+        backups,
     })
 }
 
@@ -131,6 +148,9 @@ pub async fn launch(
     state.shutdown = shutdown.clone();
     let reconciler = tokio::spawn(state.reconciler.clone().run(shutdown.clone()));
     tokio::spawn(state.usage.clone().run(shutdown.clone()));
+    if let Some(backups) = state.backups.clone() {
+        tokio::spawn(backups.run(shutdown.clone()));
+    }
     tokio::spawn(
         state
             .activity

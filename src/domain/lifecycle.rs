@@ -202,7 +202,7 @@ mod tests {
         DesiredState::Stopped,
         DesiredState::Destroyed,
     ];
-    const IN_FLIGHT: [Option<Action>; 9] = [
+    const IN_FLIGHT: [Option<Action>; 10] = [
         None,
         Some(Action::Create),
         Some(Action::Start),
@@ -212,6 +212,7 @@ mod tests {
         Some(Action::Update),
         Some(Action::Recover),
         Some(Action::Move),
+        Some(Action::Restore),
     ];
 
     /// Every combination of the row's fields.

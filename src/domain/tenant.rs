@@ -136,6 +136,7 @@ text_enum!(
         Update => "update",
         Recover => "recover",
         Move => "move",
+        Restore => "restore",
     }
 );
 

@@ -29,4 +29,6 @@ pub struct AppState {
     pub activity: Activity,
     /// Fires when the process shuts down; long-lived streams end on it.
     pub shutdown: CancellationToken,
+    /// Backups, when BACKUP_KEY_FILE is set.
+    pub backups: Option<crate::reconcile::backups::BackupService>,
 }

@@ -831,6 +831,90 @@ impl TenantDatabases {
         counts
     }
 
+    /// A consistent view of the tenant's data for a backup: a REPEATABLE READ,
+    /// READ ONLY transaction whose snapshot is exported (`pg_dump --snapshot`
+    /// dumps exactly what it sees), with the row counts and schema version read
+    /// in it. Takes no lock beyond what reads take; the tenant keeps working.
+    /// Hold it until the dump is done, then `release` it.
+    pub async fn snapshot(
+        &self,
+        server: &DbServer,
+        loc: &DbLocation,
+        tenant: TenantId,
+    ) -> Result<DataSnapshot, DatabaseError> {
+        let mut conn = self.connect_to(server, &loc.database).await?;
+        let read = async {
+            sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut conn)
+                .await
+                .step("begin the backup's snapshot")?;
+            let id: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
+                .fetch_one(&mut conn)
+                .await
+                .step("export the backup's snapshot")?;
+            let counts = Self::count_rows(&mut conn, loc, tenant).await?;
+            // Fresco's schema version: its newest applied Prisma migration.
+            let schema = match loc.isolation {
+                Isolation::Schema => tenant.schema_name(),
+                Isolation::Database => "public".to_owned(),
+            };
+            let table = format!("{}._prisma_migrations", ident(&schema));
+            let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                .bind(&table)
+                .fetch_one(&mut conn)
+                .await
+                .step("look for Fresco's migrations")?;
+            let schema_version: Option<String> = if exists {
+                sqlx::query_scalar(&format!(
+                    "SELECT migration_name FROM {table} WHERE finished_at IS NOT NULL
+                      ORDER BY finished_at DESC, migration_name DESC LIMIT 1"
+                ))
+                .fetch_optional(&mut conn)
+                .await
+                .step("read Fresco's schema version")?
+            } else {
+                None
+            };
+            Ok::<_, DatabaseError>((id, counts, schema_version))
+        }
+        .await;
+        match read {
+            Ok((id, counts, schema_version)) => Ok(DataSnapshot {
+                conn,
+                id,
+                counts,
+                schema_version,
+            }),
+            Err(e) => {
+                let _ = conn.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the tenant's data exists at `loc` (its database, or its schema).
+    pub async fn data_exists(
+        &self,
+        server: &DbServer,
+        loc: &DbLocation,
+        tenant: TenantId,
+    ) -> Result<bool, DatabaseError> {
+        let admin = self.admin(server)?;
+        let db: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&loc.database)
+            .fetch_one(&admin)
+            .await
+            .step("look for the tenant database")?;
+        if !db || loc.isolation == Isolation::Database {
+            return Ok(db);
+        }
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(tenant.schema_name())
+            .fetch_one(&self.shared(server, &loc.database)?)
+            .await
+            .step("look for the tenant schema")
+    }
+
     async fn count_rows(
         conn: &mut sqlx::PgConnection,
         loc: &DbLocation,
@@ -953,5 +1037,22 @@ impl TenantDatabases {
             databases,
             roles,
         })
+    }
+}
+
+/// A backup's view of a tenant's data (`TenantDatabases::snapshot`).
+pub struct DataSnapshot {
+    conn: sqlx::PgConnection,
+    /// For `pg_dump --snapshot`.
+    pub id: String,
+    pub counts: BTreeMap<String, i64>,
+    pub schema_version: Option<String>,
+}
+
+impl DataSnapshot {
+    /// Ends the snapshot's transaction.
+    pub async fn release(mut self) {
+        let _ = sqlx::query("COMMIT").execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
     }
 }

@@ -464,6 +464,9 @@ impl Reconciler {
             if let Some(m) = store::moves::open_for(&self.inner.pool, tenant.tenant_id()).await? {
                 return self.converge_move(tenant, m).await;
             }
+            if let Some(r) = store::restores::open_for(&self.inner.pool, tenant.tenant_id()).await? {
+                return self.converge_restore(tenant, r).await;
+            }
         }
         match tenant.desired_state {
             DesiredState::Running => {
@@ -609,6 +612,17 @@ impl Reconciler {
             store::tenants::set_status(&self.inner.pool, id, TenantStatus::Destroying).await?;
         }
         self.inner.runtime.remove(id).await?;
+        if let Some(r) = store::restores::open_for(&self.inner.pool, id).await? {
+            store::restores::finish(
+                &self.inner.pool,
+                r.id,
+                store::restores::Phase::Abandoned,
+                Some("the instance was destroyed"),
+            )
+            .await?;
+        }
+        // Its backups are kept for the grace period; this one is its last.
+        self.final_backup(tenant).await?;
         // A move under way leaves a second copy: both go.
         if let Some(m) = store::moves::open_for(&self.inner.pool, id).await? {
             for loc in [m.to(), m.from()] {

@@ -5,11 +5,13 @@
 //! So a crash of this process, a container removed by hand or a Docker restart
 //! converge without anyone acting.
 
+pub mod backups;
 mod converge;
 mod cpu_boost;
 mod crash_loop;
 mod moves;
 pub mod notifications;
+mod restores;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -62,6 +64,8 @@ struct Inner {
     runtime: Arc<dyn TenantRuntime>,
     dbs: TenantDatabases,
     copier: Copier,
+    /// Backups, when BACKUP_KEY_FILE is set.
+    backups: Option<backups::BackupService>,
     tenants: TenantConfig,
     plane: DataPlaneConfig,
     cfg: ReconcileConfig,
@@ -103,6 +107,7 @@ impl Reconciler {
         cfg: ReconcileConfig,
         db_port: u16,
         telemetry: Arc<Telemetry>,
+        backups: Option<backups::BackupService>,
     ) -> Self {
         let copier = Copier::new(&plane);
         let limit = Semaphore::new(cfg.concurrency.max(1));
@@ -112,6 +117,7 @@ impl Reconciler {
                 runtime,
                 dbs,
                 copier,
+                backups,
                 tenants,
                 plane,
                 cfg,

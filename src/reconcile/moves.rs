@@ -192,7 +192,7 @@ impl Reconciler {
         warn!(move_id = m.id, reason = why, "move rolled back");
         // The move action ends `failed`; a running tenant is started again where
         // it was, as a `start` of its own in the log.
-        store::tenants::move_rolled_back(pool, tenant, why).await?;
+        store::tenants::rolled_back(pool, tenant, crate::domain::Action::Move, why).await?;
         Ok(Outcome::Waiting)
     }
 }

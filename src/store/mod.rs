@@ -1,6 +1,7 @@
 //! sqlx queries on the platform schema, one file per table group.
 
 pub mod audit;
+pub mod backups;
 mod columns;
 pub mod db_servers;
 pub mod deployments;
@@ -8,6 +9,7 @@ pub mod locks;
 pub mod moves;
 pub mod notifications;
 pub mod notify;
+pub mod restores;
 pub mod sessions;
 pub mod setup_claims;
 pub mod signup;

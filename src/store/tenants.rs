@@ -46,6 +46,8 @@ pub struct Tenant {
     pub db_server_id: Option<Uuid>,
     pub db_name: Option<String>,
     pub db_isolation: Option<crate::domain::Isolation>,
+    /// A destroyed tenant's backups are kept until then.
+    pub backups_kept_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -55,7 +57,7 @@ const COLUMNS: &str =
     observed_generation, current_action, action_started_at, last_error, attempts, next_attempt_at,
     image, container_id, first_started_at, fresco_initialized_at, last_deployed_at, metadata, resource_limits, progress, resource_alert,
     setting_disable_analytics, setting_sandbox_mode, db_server_id, db_name, db_isolation,
-    created_at, updated_at";
+    backups_kept_until, created_at, updated_at";
 
 impl Tenant {
     pub fn tenant_id(&self) -> TenantId {
@@ -492,17 +494,18 @@ pub async fn fail(
     Ok(final_failure)
 }
 
-/// A move that was rolled back: its action ends with a `failed` row saying
-/// why; a tenant that should run is started again where it was (a `start`
-/// action of its own), a stopped one is settled.
-pub async fn move_rolled_back(
+/// A move or restore that was rolled back: its action ends with a `failed`
+/// row saying why; a tenant that should run is started again as it was (a
+/// `start` action of its own), a stopped one is settled.
+pub async fn rolled_back(
     pool: &PgPool,
     tenant: &Tenant,
+    action: Action,
     message: &str,
 ) -> Result<(), StoreError> {
     let mut tx = pool.begin().await?;
     let current = get_for_update(&mut tx, tenant.tenant_id()).await?;
-    if current.current_action != Some(Action::Move) {
+    if current.current_action != Some(action) {
         return Ok(());
     }
     let duration = current
@@ -511,7 +514,7 @@ pub async fn move_rolled_back(
     deployments::append(
         &mut *tx,
         current.tenant_id(),
-        Action::Move,
+        action,
         DeploymentStatus::Failed,
         Some(message),
         json!({ "durationMs": duration, "rolledBack": true }),
@@ -533,7 +536,7 @@ pub async fn move_rolled_back(
             Action::Start,
             DeploymentStatus::Initiated,
             None,
-            json!({ "reason": "the move was rolled back; starting it where it was" }),
+            json!({ "reason": format!("the {action} was rolled back; starting it as it was") }),
         )
         .await?;
     } else {

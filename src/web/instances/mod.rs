@@ -77,6 +77,7 @@ impl Badge {
             (_, Some(Action::Update)) => ("updating", "Updating"),
             (_, Some(Action::Recover)) => ("starting", "Recovering"),
             (_, Some(Action::Move)) => ("updating", "Moving its data"),
+            (_, Some(Action::Restore)) => ("updating", "Restoring a backup"),
             (TenantStatus::Pending, _) => ("pending", "Queued"),
             (_, Some(Action::Create)) => ("provisioning", "Deploying"),
             (_, Some(Action::Start)) => ("starting", "Starting"),
