@@ -38,6 +38,38 @@ pub enum Command {
     /// The Postgres servers tenant data lives on: add one (straight to the
     /// platform database), list, change or drain them (through the API).
     DbServers(DbServersArgs),
+    /// Backups: recovery tests (`verify`) and a new sealing key (`new-key`).
+    Backups(BackupsArgs),
+}
+
+/// `fresco-platform backups`.
+#[derive(Debug, Args)]
+pub struct BackupsArgs {
+    #[command(subcommand)]
+    pub command: BackupsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// Restore the latest backup of each tenant (or of one, or a sample) into
+    /// a scratch database, compare its row counts with the manifest, report,
+    /// and drop it. Reads the platform's configuration (as `serve` does).
+    /// Exit code 1 if any backup fails.
+    Verify(Box<BackupVerifyArgs>),
+    /// Print a new random sealing key (64 hex digits) for BACKUP_KEY_FILE.
+    NewKey,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupVerifyArgs {
+    /// Only this tenant (id or subdomain).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only this many tenants, picked at random.
+    #[arg(long)]
+    pub sample: Option<usize>,
+    #[command(flatten)]
+    pub serve: ServeConfig,
 }
 
 /// `fresco-platform db-servers`.

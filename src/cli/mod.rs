@@ -12,6 +12,7 @@
 
 mod api;
 pub mod args;
+mod backups;
 mod db_servers;
 mod failure;
 mod logs;
@@ -20,7 +21,7 @@ pub mod sse;
 mod tenants;
 
 pub use args::{
-    Cli, ClientOptions, Command, CreateAdminArgs, DbServerAddArgs, DbServersArgs, DbServersCommand,
+    BackupVerifyArgs, BackupsArgs, BackupsCommand, Cli, ClientOptions, Command, CreateAdminArgs, DbServerAddArgs, DbServersArgs, DbServersCommand,
     LogsArgs, MetricsArgs, TenantsArgs, TenantsCommand,
 };
 
@@ -56,6 +57,11 @@ pub async fn db_servers(args: DbServersArgs) -> i32 {
 /// Prints a tenant's current resource use; returns the exit code.
 pub async fn metrics(args: MetricsArgs) -> i32 {
     finish(metrics::run(&args).await)
+}
+
+/// Recovery tests of backups, or a new key; returns the exit code.
+pub async fn backups(args: BackupsArgs) -> i32 {
+    finish(backups::run(args).await)
 }
 
 fn finish(result: Result<(), Failure>) -> i32 {

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod auth;
+pub mod backups;
 pub mod bounds;
 pub mod caller;
 pub mod client;
@@ -56,6 +57,7 @@ fn api() -> ApiRouter {
         .merge(setup_guard::router())
         .merge(admin::router())
         .merge(data_plane::router())
+        .merge(backups::router())
 }
 
 /// The OpenAPI document of everything `router` serves, with the errors every

@@ -433,6 +433,7 @@ pub struct Health {
     pub last_failure_at: Option<DateTime<Utc>>,
     pub last_verified_at: Option<DateTime<Utc>>,
     pub last_verify_error: Option<String>,
+    pub first_started_at: Option<DateTime<Utc>>,
 }
 
 /// Backup health of every live tenant: the last success, failures since.
@@ -444,7 +445,8 @@ pub async fn health(pool: &PgPool) -> Result<Vec<Health>, StoreError> {
                   WHERE f.tenant_id = t.id AND f.status = 'failed'
                     AND f.completed_at > coalesce(ok.completed_at, '-infinity')) AS failures,
                 bad.error AS last_error, bad.completed_at AS last_failure_at,
-                v.verified_at AS last_verified_at, v.verify_error AS last_verify_error
+                v.verified_at AS last_verified_at, v.verify_error AS last_verify_error,
+                t.first_started_at
            FROM tenants t
            LEFT JOIN LATERAL (SELECT id, completed_at FROM tenant_backups
                                WHERE tenant_id = t.id AND status IN ('complete', 'deleted')
@@ -457,6 +459,7 @@ pub async fn health(pool: &PgPool) -> Result<Vec<Health>, StoreError> {
                                WHERE tenant_id = t.id AND verified_at IS NOT NULL
                                ORDER BY verified_at DESC LIMIT 1) v ON true
           WHERE t.status <> 'destroyed' AND t.desired_state <> 'destroyed'
+            AND t.first_started_at IS NOT NULL
           ORDER BY ok.completed_at NULLS FIRST, t.subdomain",
     )
     .fetch_all(pool)

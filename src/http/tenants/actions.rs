@@ -142,5 +142,13 @@ pub(crate) async fn destroy_confirmed(
             "to destroy this tenant, set confirm to its subdomain exactly",
         ));
     }
-    act(state, caller, origin, path, OwnerAction::Destroy).await
+    let (status, Json(mut view)) = act(state, caller, origin, path, OwnerAction::Destroy).await?;
+    // Its backups are kept for the grace period (whether or not backups are on
+    // now, so the date is known); the owner is told until when.
+    let grace = chrono::Duration::from_std(state.config.backups.backup_destroyed_grace)
+        .unwrap_or(chrono::Duration::days(30));
+    let until = chrono::Utc::now() + grace;
+    crate::store::backups::keep_until(&state.pool, path.0, until).await?;
+    view.backups_kept_until = Some(until);
+    Ok((status, Json(view)))
 }

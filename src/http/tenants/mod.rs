@@ -99,6 +99,11 @@ pub struct TenantView {
     /// sustained window.
     #[schema(value_type = Object, nullable)]
     pub resource_alert: Option<Value>,
+    /// A destroyed (or destroying) instance's backups are kept until then, so a
+    /// mistaken destroy can be undone by a restore (`DELETE …/backups` deletes
+    /// them now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups_kept_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -162,6 +167,9 @@ fn view(state: &AppState, t: &Tenant) -> TenantView {
         recent_deployments: None,
         metrics: None,
         resource_alert: t.resource_alert.clone(),
+        backups_kept_until: (t.desired_state == crate::domain::DesiredState::Destroyed)
+            .then_some(t.backups_kept_until)
+            .flatten(),
     }
 }
 
