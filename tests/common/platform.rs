@@ -138,7 +138,7 @@ impl Platform {
         platform
     }
 
-    fn args(&self) -> Vec<(String, String)> {
+    pub fn args(&self) -> Vec<(String, String)> {
         let mut args: Vec<(String, String)> = vec![
             ("DATABASE_URL".into(), self.db_url.clone()),
             ("LISTEN_ADDR".into(), format!("127.0.0.1:{}", self.port)),
