@@ -52,11 +52,13 @@ async fn write_data(p: &Platform, id: &str, database: &str, notes: i32) {
 }
 
 async fn add_notes(conn: &mut PgConnection, n: i32) {
-    sqlx::query("INSERT INTO notes (body) SELECT 'note ' || md5(g::text) FROM generate_series(1, $1) g")
-        .bind(n)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO notes (body) SELECT 'note ' || md5(g::text) FROM generate_series(1, $1) g",
+    )
+    .bind(n)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
 }
 
 /// Every row of the tenant's tables, hashed per table.
@@ -112,7 +114,10 @@ async fn wait_backup(p: &Platform, id: &str, backup: i64, status: &str) -> Value
         if b["status"] == status {
             return b;
         }
-        assert!(b["status"] != "failed" || status == "failed", "backup failed: {b:#}");
+        assert!(
+            b["status"] != "failed" || status == "failed",
+            "backup failed: {b:#}"
+        );
         assert!(Instant::now() < deadline, "backup never {status}: {b:#}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -203,7 +208,10 @@ async fn a_restore_brings_back_the_rows_of_the_backup_and_keeps_what_it_replaced
     assert_eq!(b["server"], "default");
     assert_eq!(b["database"], db.as_str());
     assert_eq!(b["sha256"].as_str().unwrap().len(), 64);
-    assert!(b["fresco_image"].is_null() && b["frescoImage"].is_string(), "{b:#}");
+    assert!(
+        b["fresco_image"].is_null() && b["frescoImage"].is_string(),
+        "{b:#}"
+    );
     let backup = b["id"].as_i64().unwrap();
     // Sealed on disk: neither the dump's magic nor the data is readable there,
     // and the manifest beside it says what the row says.
@@ -229,10 +237,21 @@ async fn a_restore_brings_back_the_rows_of_the_backup_and_keeps_what_it_replaced
     let (status, sql) = download(&p, &id, backup, "sql").await;
     assert_eq!(status, StatusCode::OK);
     let sql = String::from_utf8(sql).unwrap();
-    assert!(sql.contains("COPY public.notes"), "{}", &sql[..sql.len().min(2000)]);
-    assert!(sql.contains("note c4ca4238a0b923820dcc509a6f75849b"), "row 1 missing");
+    assert!(
+        sql.contains("COPY public.notes"),
+        "{}",
+        &sql[..sql.len().min(2000)]
+    );
+    assert!(
+        sql.contains("note c4ca4238a0b923820dcc509a6f75849b"),
+        "row 1 missing"
+    );
     let (status, body) = p
-        .request(Method::GET, &format!("/api/v1/tenants/{id}/backups/{backup}/download?format=csv"), None)
+        .request(
+            Method::GET,
+            &format!("/api/v1/tenants/{id}/backups/{backup}/download?format=csv"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
@@ -259,12 +278,21 @@ async fn a_restore_brings_back_the_rows_of_the_backup_and_keeps_what_it_replaced
     assert_eq!(s["kind"], "pre_restore");
     assert_eq!(s["rowCounts"]["notes"], 150, "{s:#}");
     let log = p.deployments(&id).await;
-    assert!(log.contains(&("restore".into(), "initiated".into())), "{log:?}");
-    assert!(log.contains(&("restore".into(), "success".into())), "{log:?}");
+    assert!(
+        log.contains(&("restore".into(), "initiated".into())),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&("restore".into(), "success".into())),
+        "{log:?}"
+    );
 
     let (status, r) = restore(&p, &id, safety, json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{r}");
-    assert_eq!(wait_restore(&p, &id, r["id"].as_i64().unwrap()).await["phase"], "done");
+    assert_eq!(
+        wait_restore(&p, &id, r["id"].as_i64().unwrap()).await["phase"],
+        "done"
+    );
     p.wait_status(&id, "active", Duration::from_secs(60)).await;
     let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
     assert_eq!(notes(&mut conn).await, 150);
@@ -301,7 +329,13 @@ async fn a_tampered_backup_is_refused_and_nothing_is_replaced() {
     let (status, body) = download(&p, &id, backup, "dump").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = serde_json::from_slice(&body).unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("SHA-256"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("SHA-256"),
+        "{body}"
+    );
     let (status, r) = restore(&p, &id, backup, json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{r}");
     let r = wait_restore(&p, &id, r["id"].as_i64().unwrap()).await;
@@ -309,7 +343,10 @@ async fn a_tampered_backup_is_refused_and_nothing_is_replaced() {
     assert!(r["error"].as_str().unwrap().contains("SHA-256"), "{r:#}");
     p.wait_status(&id, "active", Duration::from_secs(60)).await;
     let log = p.deployments(&id).await;
-    assert!(log.contains(&("restore".into(), "failed".into())), "{log:?}");
+    assert!(
+        log.contains(&("restore".into(), "failed".into())),
+        "{log:?}"
+    );
 
     // Altered with a checksum to match (someone who can write the manifest
     // too): the seal still refuses it.
@@ -326,13 +363,22 @@ async fn a_tampered_backup_is_refused_and_nothing_is_replaced() {
     let (status, body) = download(&p, &id, backup, "sql").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = serde_json::from_slice(&body).unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("altered"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("altered"),
+        "{body}"
+    );
     let (status, r) = restore(&p, &id, backup, json!({ "into": "same" })).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{r}");
     let r = wait_restore(&p, &id, r["id"].as_i64().unwrap()).await;
     assert_eq!(r["phase"], "failed", "{r:#}");
     assert!(r["error"].as_str().unwrap().contains("altered"), "{r:#}");
-    assert!(r["safetyBackupId"].is_null(), "refused before anything was done: {r:#}");
+    assert!(
+        r["safetyBackupId"].is_null(),
+        "refused before anything was done: {r:#}"
+    );
     p.wait_status(&id, "active", Duration::from_secs(60)).await;
     wait_traefik(&sub, "/signin", 200, Duration::from_secs(30)).await;
     // The data is what it was, the container never stopped for it.
@@ -374,7 +420,10 @@ async fn a_destroyed_tenant_comes_back_from_its_backup_in_s3_until_its_backups_a
             ("BACKUP_S3_REGION", env("FP_S3_REGION")),
             ("BACKUP_S3_PREFIX", prefix.clone()),
             ("BACKUP_S3_ACCESS_KEY_ID", env("FP_S3_ACCESS_KEY_ID")),
-            ("BACKUP_S3_SECRET_ACCESS_KEY", env("FP_S3_SECRET_ACCESS_KEY")),
+            (
+                "BACKUP_S3_SECRET_ACCESS_KEY",
+                env("FP_S3_SECRET_ACCESS_KEY"),
+            ),
         ],
         ..Options::default()
     })
@@ -391,13 +440,19 @@ async fn a_destroyed_tenant_comes_back_from_its_backup_in_s3_until_its_backups_a
     // takes a last backup, to S3.
     let (status, t) = p.destroy(&id, &sub).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{t}");
-    let kept: chrono::DateTime<chrono::Utc> = t["backupsKeptUntil"].as_str().unwrap().parse().unwrap();
+    let kept: chrono::DateTime<chrono::Utc> =
+        t["backupsKeptUntil"].as_str().unwrap().parse().unwrap();
     let days = (kept - chrono::Utc::now()).num_hours() as f64 / 24.0;
     assert!((29.9..=30.1).contains(&days), "kept {days} days");
-    p.wait_status(&id, "destroyed", Duration::from_secs(90)).await;
+    p.wait_status(&id, "destroyed", Duration::from_secs(90))
+        .await;
     let list = backups(&p, &id).await;
-    let listed: chrono::DateTime<chrono::Utc> = list["keptUntil"].as_str().unwrap().parse().unwrap();
-    assert!((listed - kept).num_milliseconds().abs() < 1, "{listed} {kept}");
+    let listed: chrono::DateTime<chrono::Utc> =
+        list["keptUntil"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (listed - kept).num_milliseconds().abs() < 1,
+        "{listed} {kept}"
+    );
     let last = list["data"][0].clone();
     assert_eq!(last["kind"], "final", "{list:#}");
     assert_eq!(last["status"], "complete", "{list:#}");
@@ -415,7 +470,9 @@ async fn a_destroyed_tenant_comes_back_from_its_backup_in_s3_until_its_backups_a
     assert_ne!(new_id, id);
     let r = wait_restore(&p, &new_id, r["id"].as_i64().unwrap()).await;
     assert_eq!(r["phase"], "done", "{r:#}");
-    let back = p.wait_status(&new_id, "active", Duration::from_secs(90)).await;
+    let back = p
+        .wait_status(&new_id, "active", Duration::from_secs(90))
+        .await;
     assert_eq!(back["subdomain"], sub.as_str());
     wait_traefik(&sub, "/signin", 200, Duration::from_secs(30)).await;
     let mut conn = p.connect_as_tenant(&new_id, &tenants_db).await.unwrap();
@@ -424,11 +481,19 @@ async fn a_destroyed_tenant_comes_back_from_its_backup_in_s3_until_its_backups_a
 
     // Live instances' backups cannot be deleted wholesale; a destroyed one's can.
     let (status, _) = p
-        .request(Method::DELETE, &format!("/api/v1/tenants/{new_id}/backups"), None)
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/tenants/{new_id}/backups"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, body) = p
-        .request(Method::DELETE, &format!("/api/v1/tenants/{id}/backups"), None)
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/tenants/{id}/backups"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["deleting"], 1);
@@ -438,17 +503,26 @@ async fn a_destroyed_tenant_comes_back_from_its_backup_in_s3_until_its_backups_a
     // The grace period's end deletes them too.
     let (status, t) = p.destroy(&new_id, &sub).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{t}");
-    p.wait_status(&new_id, "destroyed", Duration::from_secs(90)).await;
+    p.wait_status(&new_id, "destroyed", Duration::from_secs(90))
+        .await;
     let last = backups(&p, &new_id).await["data"][0].clone();
     assert_eq!(last["status"], "complete", "{last:#}");
     assert_eq!(s3_keys(&prefix).await.len(), 2);
-    sqlx::query("UPDATE tenants SET backups_kept_until = now() - interval '1 second' WHERE id = $1")
-        .bind(tenant_id(&new_id).0)
-        .execute(&p.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE tenants SET backups_kept_until = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(tenant_id(&new_id).0)
+    .execute(&p.pool)
+    .await
+    .unwrap();
     let gone = wait_backup(&p, &new_id, last["id"].as_i64().unwrap(), "deleted").await;
-    assert!(gone["deletedWhy"].as_str().unwrap().contains("grace period"), "{gone:#}");
+    assert!(
+        gone["deletedWhy"]
+            .as_str()
+            .unwrap()
+            .contains("grace period"),
+        "{gone:#}"
+    );
     assert!(s3_keys(&prefix).await.is_empty());
     p.cleanup().await;
 }
@@ -524,7 +598,10 @@ async fn scheduled_backups_are_taken_once_each_across_a_sigkill_and_verify_resto
         if running == 1 && complete >= 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "no backup ran ({running} running, {complete} complete)");
+        assert!(
+            Instant::now() < deadline,
+            "no backup ran ({running} running, {complete} complete)"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     p.kill_server().await;
@@ -541,15 +618,25 @@ async fn scheduled_backups_are_taken_once_each_across_a_sigkill_and_verify_resto
         if rows.len() == 3 && rows.iter().all(|r| r.1 == "complete") {
             break rows;
         }
-        assert!(Instant::now() < deadline, "scheduled backups did not all complete: {rows:?}");
+        assert!(
+            Instant::now() < deadline,
+            "scheduled backups did not all complete: {rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
     // One per tenant, the killed one taken over as a second attempt, and one
     // sealed file each: none left by the attempt that died.
     for id in &ids {
-        assert_eq!(rows.iter().filter(|r| r.0 == tenant_id(id).0).count(), 1, "{rows:?}");
+        assert_eq!(
+            rows.iter().filter(|r| r.0 == tenant_id(id).0).count(),
+            1,
+            "{rows:?}"
+        );
     }
-    assert!(rows.iter().any(|r| r.2 >= 2), "no backup was interrupted: {rows:?}");
+    assert!(
+        rows.iter().any(|r| r.2 >= 2),
+        "no backup was interrupted: {rows:?}"
+    );
     assert_eq!(sealed_files(&dir).len(), 3, "{:?}", sealed_files(&dir));
     // A few more turns of the scheduler take nothing more (same slot).
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -580,24 +667,165 @@ async fn scheduled_backups_are_taken_once_each_across_a_sigkill_and_verify_resto
     assert!(!ok, "{out}");
     assert!(out.contains("FAIL") && out.contains("SHA-256"), "{out}");
     assert!(out.contains("2 verified, 1 failed"), "{out}");
-    let (status, health) = p.request(Method::GET, "/api/v1/admin/backups/health", None).await;
+    let (status, health) = p
+        .request(Method::GET, "/api/v1/admin/backups/health", None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["enabled"], true);
     assert_eq!(health["data"].as_array().unwrap().len(), 3, "{health:#}");
     assert!(
-        health["data"].as_array().unwrap().iter().any(|h| h["lastVerifyError"].is_string()),
+        health["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["lastVerifyError"].is_string()),
         "{health:#}"
     );
 
     // Nothing secret reached the log: not the key, not a tenant's password.
     p.kill_server().await;
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("backup complete"), "log is not the platform's");
+    assert!(
+        text.contains("backup complete"),
+        "log is not the platform's"
+    );
     assert!(!text.contains(KEY), "the backup key is in the log");
     for pw in &passwords {
-        assert!(!text.contains(pw.as_str()), "a tenant password is in the log");
+        assert!(
+            !text.contains(pw.as_str()),
+            "a tenant password is in the log"
+        );
     }
     assert!(!out.contains(KEY));
+    p.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_s_backups_are_its_owner_s_alone_and_backups_by_hand_are_rate_limited() {
+    let (key, dir) = backup_dirs();
+    let p = Platform::start(Options {
+        extra: local_backups(&key, &dir),
+        ..Options::default()
+    })
+    .await;
+    let alice = p
+        .verified_member(
+            &format!("alice-{}@test.invalid", random(6)),
+            "a long password 1",
+        )
+        .await;
+    let bob = p
+        .verified_member(
+            &format!("bob-{}@test.invalid", random(6)),
+            "a long password 2",
+        )
+        .await;
+    let mut ids = Vec::new();
+    for m in [&alice, &bob] {
+        let (status, t) = p
+            .request_as(
+                Some(&m.key),
+                Method::POST,
+                "/api/v1/tenants",
+                Some(json!({ "subdomain": subdomain("own") })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        p.wait_status(&id, "active", Duration::from_secs(60)).await;
+        ids.push(id);
+    }
+    let (a, b) = (&ids[0], &ids[1]);
+    let backups_of = |id: &str| format!("/api/v1/tenants/{id}/backups");
+    let (status, first) = p
+        .request_as(Some(&alice.key), Method::POST, &backups_of(a), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let backup = first["id"].as_i64().unwrap();
+    wait_backup(&p, a, backup, "complete").await;
+    let (status, again) = p
+        .request_as(Some(&alice.key), Method::POST, &backups_of(a), None)
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{again}");
+    assert_eq!(again["error"]["code"], "rate_limited");
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("per 10m"),
+        "{again}"
+    );
+
+    // Another member cannot list, take, download or restore them, not even
+    // through a path of their own instance: exactly as if they did not exist.
+    for (method, path) in [
+        (Method::GET, backups_of(a)),
+        (Method::POST, backups_of(a)),
+        (Method::GET, format!("{}/{backup}/download", backups_of(a))),
+        (Method::POST, format!("{}/{backup}/restore", backups_of(a))),
+        (Method::GET, format!("{}/{backup}/download", backups_of(b))),
+        (Method::POST, format!("{}/{backup}/restore", backups_of(b))),
+        (Method::GET, format!("/api/v1/tenants/{a}/restores")),
+    ] {
+        let body = (method == Method::POST).then(|| json!({}));
+        let (status, answer) = p
+            .request_as(Some(&bob.key), method.clone(), &path, body)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {answer}");
+    }
+    let (status, _) = p.request_as(None, Method::GET, &backups_of(a), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = p
+        .request_as(
+            Some(&bob.key),
+            Method::GET,
+            "/api/v1/admin/backups/health",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nonsense ids are 404s too, and a bad `into` is named.
+    let (status, _) = p
+        .request_as(
+            Some(&alice.key),
+            Method::GET,
+            &format!("{}/x1/download", backups_of(a)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, bad) = p
+        .request_as(
+            Some(&alice.key),
+            Method::POST,
+            &format!("{}/{backup}/restore", backups_of(a)),
+            Some(json!({ "into": "elsewhere" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(bad["error"]["details"]["field"], "into");
+    let (status, bad) = p
+        .request_as(
+            Some(&alice.key),
+            Method::POST,
+            &format!("{}/{backup}/restore", backups_of(a)),
+            Some(json!({ "into": "new" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(bad["error"]["details"]["field"], "subdomain");
+    // The admin sees every backup.
+    let (status, all) = p.request(Method::GET, "/api/v1/admin/backups", None).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    assert!(
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == backup),
+        "{all}"
+    );
     p.cleanup().await;
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }

@@ -211,3 +211,125 @@ async fn real_fresco_in_schema_mode_ends_in_error_saying_why() {
     );
     p.cleanup().await;
 }
+
+/// Rows of one of Fresco's own tables, through the tenant's own role.
+async fn participants(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM \"Participant\"")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_fresco_is_backed_up_and_restored_and_serves_the_backup_s_data() {
+    let root = std::env::temp_dir().join(format!("fpt-real-backups-{}", common::random(8)));
+    std::fs::create_dir_all(&root).unwrap();
+    let key = root.join("key");
+    std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+    let mut opts = real_fresco("database");
+    opts.extra.extend([
+        ("BACKUP_KEY_FILE", key.display().to_string()),
+        ("BACKUP_DIR", root.join("store").display().to_string()),
+        ("BACKUP_SCHEDULE", "off".to_owned()),
+        ("BACKUP_TICK_SECS", "1".to_owned()),
+    ]);
+    let p = Platform::start(opts).await;
+    let sub = subdomain("fresco-bk");
+    let id = p.create_active(&sub).await;
+    wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
+    let db = tenant_id(&id).database_name();
+    let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
+    sqlx::query(
+        "INSERT INTO \"Participant\" (id, identifier, label)
+         SELECT 'p' || g, 'participant-' || g, 'Participant ' || g FROM generate_series(1, 20) g",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let newest: String = sqlx::query_scalar(
+        "SELECT migration_name FROM _prisma_migrations ORDER BY finished_at DESC, migration_name DESC LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+
+    let (status, b) = p
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/tenants/{id}/backups"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+    let backup = b["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let b = loop {
+        let (_, list) = p
+            .request(
+                reqwest::Method::GET,
+                &format!("/api/v1/tenants/{id}/backups"),
+                None,
+            )
+            .await;
+        let b = list["data"][0].clone();
+        if b["status"] == "complete" {
+            break b;
+        }
+        assert!(
+            b["status"] != "failed" && Instant::now() < deadline,
+            "{b:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // The manifest knows Fresco's schema version and its tables.
+    assert_eq!(b["schemaVersion"], newest.as_str(), "{b:#}");
+    assert_eq!(b["frescoImage"], common::env("FRESCO_REAL_IMAGE").as_str());
+    assert_eq!(b["rowCounts"]["Participant"], 20, "{b:#}");
+    assert_eq!(b["rowCounts"]["_prisma_migrations"], 3, "{b:#}");
+
+    sqlx::query("INSERT INTO \"Participant\" (id, identifier) VALUES ('late', 'after-the-backup')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+    let (status, r) = p
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/tenants/{id}/backups/{backup}/restore"),
+            Some(json!({ "into": "same" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{r}");
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let (_, list) = p
+            .request(
+                reqwest::Method::GET,
+                &format!("/api/v1/tenants/{id}/restores"),
+                None,
+            )
+            .await;
+        let r = list["data"][0].clone();
+        if r["phase"] == "done" {
+            break;
+        }
+        assert!(r["phase"] != "failed" && Instant::now() < deadline, "{r:#}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let t = p.wait_status(&id, "active", START_TIMEOUT).await;
+    assert_eq!(t["container"]["health"], "healthy", "{t}");
+    // The real app serves again on the restored database, which is the backup's.
+    wait_traefik(&sub, "/signin", 200, ROUTE_TIMEOUT).await;
+    let (_, _, page) = fetch_through_traefik(&sub, "/signin", None).await;
+    assert!(page.contains("<title>Fresco - Sign In</title>"), "{page}");
+    let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
+    assert_eq!(participants(&mut conn).await, 20);
+    let late: i64 = sqlx::query_scalar("SELECT count(*) FROM \"Participant\" WHERE id = 'late'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(late, 0);
+    sqlx::Connection::close(conn).await.unwrap();
+    p.cleanup().await;
+    let _ = std::fs::remove_dir_all(&root);
+}

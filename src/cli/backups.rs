@@ -79,7 +79,10 @@ async fn verify(args: BackupVerifyArgs) -> Result<(), Failure> {
     }
     out(&format!("{ok} verified, {failed} failed"))?;
     if failed > 0 {
-        return Err(Failure::Failed(format!("{failed} of {} backups failed verification", latest.len())));
+        return Err(Failure::Failed(format!(
+            "{failed} of {} backups failed verification",
+            latest.len()
+        )));
     }
     Ok(())
 }

@@ -157,7 +157,8 @@ impl BackupService {
                 break;
             };
             let this = self.clone();
-            let span = tracing::info_span!("backup", backup_id = row.id, tenant_id = %row.tenant_id);
+            let span =
+                tracing::info_span!("backup", backup_id = row.id, tenant_id = %row.tenant_id);
             tokio::spawn(
                 async move {
                     this.attempt(row).await;
@@ -200,7 +201,9 @@ impl BackupService {
                 .await
                 {
                     Ok(true) => warn!(error = %message, "backup failed; giving up"),
-                    Ok(false) => warn!(error = %message, retry_in_s = backoff, "backup failed; will retry"),
+                    Ok(false) => {
+                        warn!(error = %message, retry_in_s = backoff, "backup failed; will retry")
+                    }
                     Err(e) => warn!(error = %e, "could not record a backup's failure"),
                 }
             }
@@ -284,7 +287,8 @@ impl BackupService {
                 .backups
                 .take(&conn, loc.isolation, id, Some(&snapshot.id), &key)
                 .await;
-            let (counts, schema_version) = (snapshot.counts.clone(), snapshot.schema_version.clone());
+            let (counts, schema_version) =
+                (snapshot.counts.clone(), snapshot.schema_version.clone());
             snapshot.release().await;
             let taken = taken?;
             let manifest = Manifest {
@@ -309,7 +313,9 @@ impl BackupService {
                 taken_at: Utc::now(),
             };
             let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-            storage.put_small(&format!("{key}.manifest.json"), json).await?;
+            storage
+                .put_small(&format!("{key}.manifest.json"), json)
+                .await?;
             Ok::<_, JobError>(manifest)
         }
         .await;

@@ -56,13 +56,19 @@ impl Reconciler {
                     Err(e @ (BackupError::Seal(_) | BackupError::Checksum { .. })) => {
                         return self.restore_failed(tenant, &r, &e.to_string()).await;
                     }
-                    Err(BackupError::Storage(e @ crate::provision::storage::StorageError::Missing(_))) => {
+                    Err(BackupError::Storage(
+                        e @ crate::provision::storage::StorageError::Missing(_),
+                    )) => {
                         return self.restore_failed(tenant, &r, &e.to_string()).await;
                     }
                     Err(e) => return self.restore_retry(tenant, &r, e.to_string()).await,
                 }
                 restores::advance(pool, r.id, Phase::Verified).await?;
-                info!(restore_id = r.id, backup_id = backup.id, "restore: backup fetched and verified");
+                info!(
+                    restore_id = r.id,
+                    backup_id = backup.id,
+                    "restore: backup fetched and verified"
+                );
                 self.continue_restore(tenant).await
             }
             Phase::Verified if r.into_new => {
@@ -87,16 +93,29 @@ impl Reconciler {
                 let safety = match r.safety_backup_id {
                     Some(b) => b,
                     None => {
-                        let row = backups::request(pool, id, kind::PRE_RESTORE, r.requested_by).await?;
+                        let row =
+                            backups::request(pool, id, kind::PRE_RESTORE, r.requested_by).await?;
                         restores::set_safety(pool, r.id, row.id).await?;
                         row.id
                     }
                 };
                 match svc.take_now(id, Some(safety), kind::PRE_RESTORE).await {
-                    Ok(row) => info!(restore_id = r.id, backup_id = row.id, "restore: the current data is backed up"),
-                    Err(e) => return self.restore_retry(tenant, &r, format!(
-                        "could not back up the current data before the restore: {e}"
-                    )).await,
+                    Ok(row) => info!(
+                        restore_id = r.id,
+                        backup_id = row.id,
+                        "restore: the current data is backed up"
+                    ),
+                    Err(e) => {
+                        return self
+                            .restore_retry(
+                                tenant,
+                                &r,
+                                format!(
+                                    "could not back up the current data before the restore: {e}"
+                                ),
+                            )
+                            .await
+                    }
                 }
                 restores::advance(pool, r.id, Phase::BackedUp).await?;
                 self.continue_restore(tenant).await
@@ -174,7 +193,10 @@ impl Reconciler {
                     r,
                     &format!(
                         "the backup holds a {} of its own; this instance's data is a {}",
-                        backup.db_isolation.map(|i| i.to_string()).unwrap_or_default(),
+                        backup
+                            .db_isolation
+                            .map(|i| i.to_string())
+                            .unwrap_or_default(),
                         loc.isolation
                     ),
                 )
@@ -186,13 +208,21 @@ impl Reconciler {
             tenant: id,
         };
         let conn = self.inner.dbs.conn_params(&server, &loc.database)?;
-        match svc.backups().replace(&conn, &at, &path, &backup.counts()).await {
+        match svc
+            .backups()
+            .replace(&conn, &at, &path, &backup.counts())
+            .await
+        {
             Ok(()) => {}
             Err(e) => return self.restore_retry(tenant, r, e.to_string()).await,
         }
         let _ = tokio::fs::remove_file(&path).await;
         restores::advance(pool, r.id, Phase::Restored).await?;
-        info!(restore_id = r.id, backup_id = backup.id, "restore: the data is the backup's");
+        info!(
+            restore_id = r.id,
+            backup_id = backup.id,
+            "restore: the data is the backup's"
+        );
         self.continue_restore(tenant).await
     }
 
@@ -225,7 +255,11 @@ impl Reconciler {
         }
         let message = format!("restore refused: {why}");
         restores::finish(pool, r.id, Phase::Failed, Some(&message)).await?;
-        warn!(restore_id = r.id, reason = why, "restore failed; nothing was replaced");
+        warn!(
+            restore_id = r.id,
+            reason = why,
+            "restore failed; nothing was replaced"
+        );
         if r.into_new {
             return Err(ConvergeError::Refused(message));
         }
@@ -271,7 +305,9 @@ impl Reconciler {
         let Ok((server, loc)) = self.placed(tenant).await else {
             return Ok(());
         };
-        if tenant.first_started_at.is_none() || !self.inner.dbs.data_exists(&server, &loc, id).await? {
+        if tenant.first_started_at.is_none()
+            || !self.inner.dbs.data_exists(&server, &loc, id).await?
+        {
             return Ok(());
         }
         let since = tenant.action_started_at.unwrap_or(tenant.updated_at);

@@ -183,7 +183,12 @@ pub async fn claim(pool: &PgPool, n: i64, lease_secs: u64) -> Result<Vec<BackupR
 }
 
 /// Renews the lease of attempt `attempt`; false once it is not this worker's.
-pub async fn renew(pool: &PgPool, id: i64, attempt: i32, lease_secs: u64) -> Result<bool, StoreError> {
+pub async fn renew(
+    pool: &PgPool,
+    id: i64,
+    attempt: i32,
+    lease_secs: u64,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE tenant_backups SET lease_until = now() + make_interval(secs => $3)
           WHERE id = $1 AND attempts = $2 AND status = 'running'",
@@ -295,15 +300,21 @@ pub async fn give_up(pool: &PgPool, id: i64, error: &str) -> Result<(), StoreErr
 }
 
 pub async fn get(pool: &PgPool, id: i64) -> Result<BackupRow, StoreError> {
-    sqlx::query_as::<_, BackupRow>(&format!("SELECT {COLUMNS} FROM tenant_backups WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound)
+    sqlx::query_as::<_, BackupRow>(&format!(
+        "SELECT {COLUMNS} FROM tenant_backups WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)
 }
 
 /// The tenant's backups, newest first (deleted ones too: the record stays).
-pub async fn of_tenant(pool: &PgPool, tenant: TenantId, limit: i64) -> Result<Vec<BackupRow>, StoreError> {
+pub async fn of_tenant(
+    pool: &PgPool,
+    tenant: TenantId,
+    limit: i64,
+) -> Result<Vec<BackupRow>, StoreError> {
     Ok(sqlx::query_as::<_, BackupRow>(&format!(
         "SELECT {COLUMNS} FROM tenant_backups WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2"
     ))
@@ -314,7 +325,11 @@ pub async fn of_tenant(pool: &PgPool, tenant: TenantId, limit: i64) -> Result<Ve
 }
 
 /// Every tenant's backups, newest first, optionally of one status.
-pub async fn list(pool: &PgPool, status: Option<&str>, limit: i64) -> Result<Vec<BackupRow>, StoreError> {
+pub async fn list(
+    pool: &PgPool,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<BackupRow>, StoreError> {
     Ok(sqlx::query_as::<_, BackupRow>(&format!(
         "SELECT {COLUMNS} FROM tenant_backups WHERE ($1::text IS NULL OR status = $1)
           ORDER BY id DESC LIMIT $2"
@@ -327,7 +342,10 @@ pub async fn list(pool: &PgPool, status: Option<&str>, limit: i64) -> Result<Vec
 
 /// The newest complete backup of each tenant that has one (or of `tenant`),
 /// for `backups verify`.
-pub async fn latest_complete(pool: &PgPool, tenant: Option<TenantId>) -> Result<Vec<BackupRow>, StoreError> {
+pub async fn latest_complete(
+    pool: &PgPool,
+    tenant: Option<TenantId>,
+) -> Result<Vec<BackupRow>, StoreError> {
     Ok(sqlx::query_as::<_, BackupRow>(&format!(
         "SELECT DISTINCT ON (tenant_id) {COLUMNS} FROM tenant_backups
           WHERE status = 'complete' AND ($1::uuid IS NULL OR tenant_id = $1)
@@ -340,7 +358,10 @@ pub async fn latest_complete(pool: &PgPool, tenant: Option<TenantId>) -> Result<
 
 /// When the tenant's newest backup by hand was asked for, and whether one is
 /// still queued or running (the owner's rate limit).
-pub async fn manual_state(pool: &PgPool, tenant: TenantId) -> Result<(Option<DateTime<Utc>>, bool), StoreError> {
+pub async fn manual_state(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<(Option<DateTime<Utc>>, bool), StoreError> {
     Ok(sqlx::query_as(
         "SELECT max(created_at), coalesce(bool_or(status IN ('pending', 'running')), false)
            FROM tenant_backups WHERE tenant_id = $1 AND kind = 'manual'",
@@ -351,7 +372,10 @@ pub async fn manual_state(pool: &PgPool, tenant: TenantId) -> Result<(Option<Dat
 }
 
 /// The tenant's complete scheduled backups, by slot (retention's input).
-pub async fn scheduled_complete(pool: &PgPool, tenant: TenantId) -> Result<Vec<BackupRow>, StoreError> {
+pub async fn scheduled_complete(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<Vec<BackupRow>, StoreError> {
     Ok(sqlx::query_as::<_, BackupRow>(&format!(
         "SELECT {COLUMNS} FROM tenant_backups
           WHERE tenant_id = $1 AND kind = 'scheduled' AND status = 'complete' ORDER BY slot"
@@ -364,7 +388,11 @@ pub async fn scheduled_complete(pool: &PgPool, tenant: TenantId) -> Result<Vec<B
 /// Backups whose time is up, with why: by-hand and pre-restore ones older than
 /// `manual_keep_secs`, and every backup of a destroyed tenant past its grace
 /// period (or whose owner asked for them to go).
-pub async fn expired(pool: &PgPool, manual_keep_secs: u64, limit: i64) -> Result<Vec<(BackupRow, String)>, StoreError> {
+pub async fn expired(
+    pool: &PgPool,
+    manual_keep_secs: u64,
+    limit: i64,
+) -> Result<Vec<(BackupRow, String)>, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Expired {
         #[sqlx(flatten)]

@@ -88,11 +88,13 @@ pub async fn open_for(pool: &PgPool, tenant: TenantId) -> Result<Option<RestoreR
 }
 
 pub async fn get(pool: &PgPool, id: i64) -> Result<RestoreRow, StoreError> {
-    sqlx::query_as::<_, RestoreRow>(&format!("SELECT {COLUMNS} FROM tenant_restores WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound)
+    sqlx::query_as::<_, RestoreRow>(&format!(
+        "SELECT {COLUMNS} FROM tenant_restores WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)
 }
 
 /// The tenant's restores, newest first.
@@ -141,7 +143,11 @@ pub async fn begin(
     deployments::append(
         &mut **tx,
         tenant.tenant_id(),
-        if into_new { Action::Create } else { Action::Restore },
+        if into_new {
+            Action::Create
+        } else {
+            Action::Restore
+        },
         DeploymentStatus::Initiated,
         None,
         json!({ "restoreId": row.id, "backupId": backup_id, "intoNew": into_new }),
@@ -166,17 +172,24 @@ pub async fn advance(pool: &PgPool, id: i64, phase: Phase) -> Result<(), StoreEr
 
 /// The backup of the state the restore replaces.
 pub async fn set_safety(pool: &PgPool, id: i64, backup: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE tenant_restores SET safety_backup_id = $2, updated_at = now() WHERE id = $1")
-        .bind(id)
-        .bind(backup)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE tenant_restores SET safety_backup_id = $2, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(backup)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
 /// Ends the restore (`Done`, `Failed` or `Abandoned`), with why when it did
 /// not happen.
-pub async fn finish(pool: &PgPool, id: i64, phase: Phase, error: Option<&str>) -> Result<(), StoreError> {
+pub async fn finish(
+    pool: &PgPool,
+    id: i64,
+    phase: Phase,
+    error: Option<&str>,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE tenant_restores SET phase = $2, error = $3, finished_at = now(), updated_at = now()
           WHERE id = $1",
