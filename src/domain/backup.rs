@@ -181,7 +181,7 @@ mod tests {
         // Two backups a day for 400 days.
         let start = at("2025-11-01T01:00:00Z");
         let backups: Vec<(i64, DateTime<Utc>)> = (0..800)
-            .map(|i| (i as i64, start + chrono::Duration::hours(12 * i)))
+            .map(|i| (i, start + chrono::Duration::hours(12 * i)))
             .collect();
         let keep = r.keep(&backups);
         let newest = backups.last().unwrap();

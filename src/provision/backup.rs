@@ -68,10 +68,10 @@ impl Placement {
             Isolation::Database => "public".to_owned(),
         }
     }
-    fn from_schema(&self) -> String {
+    fn source_schema(&self) -> String {
         Self::schema(self.isolation, self.dumped_tenant)
     }
-    fn to_schema(&self) -> String {
+    fn target_schema(&self) -> String {
         Self::schema(self.isolation, self.tenant)
     }
 }
@@ -386,7 +386,7 @@ impl Backups {
         let list_file = self
             .work_dir
             .join(format!("fresco-restore-{}.list", at.tenant.simple()));
-        tokio::fs::write(&list_file, restore_list(&listing, &at.from_schema())).await?;
+        tokio::fs::write(&list_file, restore_list(&listing, &at.source_schema())).await?;
         let result = self.pipe_into_psql(conn, at, sealed, &list_file, counts).await;
         let _ = tokio::fs::remove_file(&list_file).await;
         result
@@ -425,8 +425,8 @@ impl Backups {
 
         let piped = async {
             psql_in.write_all(prelude(at, self.copier.lock_timeout()).as_bytes()).await?;
-            let rename = (at.from_schema() != at.to_schema())
-                .then(|| (at.from_schema(), at.to_schema()));
+            let rename = (at.source_schema() != at.target_schema())
+                .then(|| (at.source_schema(), at.target_schema()));
             copy_script(script, &mut psql_in, rename).await?;
             Ok::<_, std::io::Error>(())
         }
@@ -468,7 +468,7 @@ impl Backups {
 /// mode: every schema the role owns), then the role takes over.
 fn prelude(at: &Placement, lock_timeout: &str) -> String {
     let r = ident(&at.tenant.role_name());
-    let s = ident(&at.to_schema());
+    let s = ident(&at.target_schema());
     let mut sql = format!(
         "\\set ON_ERROR_STOP on\nBEGIN;\nSET LOCAL lock_timeout = {};\n",
         literal(lock_timeout)
@@ -517,7 +517,7 @@ BEGIN
   END IF;
 END {tag};",
         expected = literal(&expected),
-        schema = literal(&at.to_schema()),
+        schema = literal(&at.target_schema()),
     )
 }
 

@@ -215,7 +215,7 @@ pub(super) async fn drain(this: &Reconciler) -> Result<Vec<TenantId>, ConvergeEr
             break;
         };
         let to = this.target_location(&from, id, server.id);
-        match store::moves::begin(&mut tx, &tenant, &to, &format!("drain of its server")).await {
+        match store::moves::begin(&mut tx, &tenant, &to, "drain of its server").await {
             Ok(_) => {
                 tx.commit().await.map_err(store::StoreError::from)?;
                 info!(tenant_id = %id, to = %server.name, "drain: move started");
