@@ -829,3 +829,101 @@ async fn an_instance_s_backups_are_its_owner_s_alone_and_backups_by_hand_are_rat
     p.cleanup().await;
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_retention_policy_keeps_the_newest_of_each_day_and_deletes_the_rest() {
+    let (key, dir) = backup_dirs();
+    let mut p = Platform::start(Options {
+        extra: local_backups(&key, &dir),
+        ..Options::default()
+    })
+    .await;
+    let id = p.create_active(&subdomain("retain")).await;
+    let tenant = tenant_id(&id);
+    // Ten earlier days of scheduled backups (their files stand in for the
+    // sealed objects: retention deletes by key).
+    let today = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let mut old = Vec::new();
+    for days in 1..=10 {
+        let slot = today - chrono::Duration::days(days);
+        let key = format!("{}/old-{days}.fpbk", tenant.simple());
+        std::fs::create_dir_all(dir.join(tenant.simple())).unwrap();
+        std::fs::write(dir.join(&key), b"FRESCOBK").unwrap();
+        let row: i64 = sqlx::query_scalar(
+            "INSERT INTO tenant_backups (tenant_id, kind, slot, status, object_key, sha256, completed_at)
+             VALUES ($1, 'scheduled', $2, 'complete', $3, 'x', $2) RETURNING id",
+        )
+        .bind(tenant.0)
+        .bind(slot)
+        .bind(&key)
+        .fetch_one(&p.pool)
+        .await
+        .unwrap();
+        old.push((days, row, key));
+    }
+    // Now the schedule: daily, at midnight UTC for everyone, keeping 3 days.
+    p.kill_server().await;
+    p.opts.extra.retain(|(k, _)| *k != "BACKUP_SCHEDULE");
+    p.opts.extra.extend([
+        ("BACKUP_SCHEDULE", "daily".to_owned()),
+        ("BACKUP_SPREAD", "0s".to_owned()),
+        ("BACKUP_RETENTION", "3d".to_owned()),
+    ]);
+    p.start_server().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let deleted: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM tenant_backups WHERE tenant_id = $1 AND status = 'deleted'",
+        )
+        .bind(tenant.0)
+        .fetch_one(&p.pool)
+        .await
+        .unwrap();
+        if deleted == 8 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{deleted} deleted");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let list = backups(&p, &id).await;
+    let kept: Vec<&Value> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["status"] == "complete")
+        .collect();
+    // Today's (taken now), yesterday's and the day before's.
+    assert_eq!(kept.len(), 3, "{list:#}");
+    assert!(kept.iter().any(|b| b["slot"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap()
+        == today));
+    for (days, row, key) in old {
+        let gone = !dir.join(&key).exists();
+        let b = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == row)
+            .unwrap();
+        if days <= 2 {
+            assert_eq!(b["status"], "complete", "{b:#}");
+            assert!(!gone, "{key} deleted");
+        } else {
+            assert_eq!(b["status"], "deleted", "{b:#}");
+            assert!(
+                b["deletedWhy"].as_str().unwrap().contains("retention"),
+                "{b:#}"
+            );
+            assert!(gone, "{key} still there");
+        }
+    }
+    p.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
