@@ -927,3 +927,75 @@ async fn the_retention_policy_keeps_the_newest_of_each_day_and_deletes_the_rest(
     p.cleanup().await;
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_cut_short_by_a_sigkill_resumes_and_ends_with_the_backup_s_data() {
+    let (key, dir) = backup_dirs();
+    // The safety backup's pg_dump takes its time: the kill lands during it.
+    let slow = dir.parent().unwrap().join("slow-pg_dump");
+    std::fs::write(&slow, "#!/bin/sh\nsleep 3\nexec pg_dump \"$@\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut extra = local_backups(&key, &dir);
+    extra.extend([
+        ("PG_DUMP", slow.display().to_string()),
+        ("BACKUP_LEASE_SECS", "3".into()),
+    ]);
+    let mut p = Platform::start(Options {
+        process: true,
+        extra,
+        ..Options::default()
+    })
+    .await;
+    let sub = subdomain("cut");
+    let id = p.create_active(&sub).await;
+    let db = tenant_id(&id).database_name();
+    write_data(&p, &id, &db, 30).await;
+    let backup = take_backup(&p, &id).await["id"].as_i64().unwrap();
+    let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
+    add_notes(&mut conn, 7).await;
+    drop(conn);
+    let (status, r) = restore(&p, &id, backup, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{r}");
+    let restore_id = r["id"].as_i64().unwrap();
+    // Killed while it backs up the data it is about to replace.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let phase: String = sqlx::query_scalar("SELECT phase FROM tenant_restores WHERE id = $1")
+            .bind(restore_id)
+            .fetch_one(&p.pool)
+            .await
+            .unwrap();
+        if phase == "stopped" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restore never reached stopped ({phase})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    p.kill_server().await;
+    p.start_server().await;
+    let r = wait_restore(&p, &id, restore_id).await;
+    assert_eq!(r["phase"], "done", "{r:#}");
+    p.wait_status(&id, "active", Duration::from_secs(60)).await;
+    wait_traefik(&sub, "/signin", 200, Duration::from_secs(30)).await;
+    let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
+    assert_eq!(notes(&mut conn).await, 30);
+    drop(conn);
+    // The safety backup holds what was replaced, once.
+    let safety = wait_backup(&p, &id, r["safetyBackupId"].as_i64().unwrap(), "complete").await;
+    assert_eq!(safety["rowCounts"]["notes"], 37, "{safety:#}");
+    let pre: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM tenant_backups WHERE kind = 'pre_restore' AND status = 'complete'",
+    )
+    .fetch_one(&p.pool)
+    .await
+    .unwrap();
+    assert_eq!(pre, 1);
+    assert_eq!(sealed_files(&dir).len(), 2, "{:?}", sealed_files(&dir));
+    p.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
