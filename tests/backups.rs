@@ -34,6 +34,52 @@ fn local_backups(key: &Path, dir: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A platform with backups on, into a folder of the test's own (`extra` on
+/// top of `local_backups`); the folder goes at `finish`.
+async fn with_backups(process: bool, extra: Vec<(&'static str, String)>) -> (Platform, PathBuf) {
+    let (key, dir) = backup_dirs();
+    let mut all = local_backups(&key, &dir);
+    for (k, v) in extra {
+        all.retain(|(name, _)| *name != k);
+        all.push((k, v));
+    }
+    let p = Platform::start(Options {
+        process,
+        extra: all,
+        ..Options::default()
+    })
+    .await;
+    (p, dir)
+}
+
+async fn finish(p: Platform, dir: &Path) {
+    p.cleanup().await;
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
+/// A `pg_dump` that waits `secs` first, so a kill lands in the middle of one.
+fn slow_pg_dump(secs: u32) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let slow = std::env::temp_dir().join(format!("fpt-slow-pg_dump-{}", random(10)));
+    std::fs::write(
+        &slow,
+        format!("#!/bin/sh\nsleep {secs}\nexec pg_dump \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    slow.display().to_string()
+}
+
+/// An active instance of the platform's with `notes` rows of data: its
+/// subdomain, id and database.
+async fn instance_with_data(p: &Platform, label: &str, notes: i32) -> (String, String, String) {
+    let sub = subdomain(label);
+    let id = p.create_active(&sub).await;
+    let db = tenant_id(&id).database_name();
+    write_data(p, &id, &db, notes).await;
+    (sub, id, db)
+}
+
 /// The tenant's data, written the way its app would (as its own role):
 /// interviews, and a table of its own with `notes` rows.
 async fn write_data(p: &Platform, id: &str, database: &str, notes: i32) {
@@ -188,16 +234,8 @@ async fn download(p: &Platform, id: &str, backup: i64, format: &str) -> (StatusC
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_brings_back_the_rows_of_the_backup_and_keeps_what_it_replaced() {
-    let (key, dir) = backup_dirs();
-    let p = Platform::start(Options {
-        extra: local_backups(&key, &dir),
-        ..Options::default()
-    })
-    .await;
-    let sub = subdomain("restore");
-    let id = p.create_active(&sub).await;
-    let db = tenant_id(&id).database_name();
-    write_data(&p, &id, &db, 100).await;
+    let (p, dir) = with_backups(false, vec![]).await;
+    let (sub, id, db) = instance_with_data(&p, "restore", 100).await;
     let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
     let at_backup = fingerprint(&mut conn).await;
 
@@ -297,22 +335,13 @@ async fn a_restore_brings_back_the_rows_of_the_backup_and_keeps_what_it_replaced
     let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
     assert_eq!(notes(&mut conn).await, 150);
     drop(conn);
-    p.cleanup().await;
-    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    finish(p, &dir).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tampered_backup_is_refused_and_nothing_is_replaced() {
-    let (key, dir) = backup_dirs();
-    let p = Platform::start(Options {
-        extra: local_backups(&key, &dir),
-        ..Options::default()
-    })
-    .await;
-    let sub = subdomain("tamper");
-    let id = p.create_active(&sub).await;
-    let db = tenant_id(&id).database_name();
-    write_data(&p, &id, &db, 20).await;
+    let (p, dir) = with_backups(false, vec![]).await;
+    let (sub, id, db) = instance_with_data(&p, "tamper", 20).await;
     let b = take_backup(&p, &id).await;
     let backup = b["id"].as_i64().unwrap();
     let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
@@ -385,8 +414,7 @@ async fn a_tampered_backup_is_refused_and_nothing_is_replaced() {
     let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
     assert_eq!(fingerprint(&mut conn).await, now);
     drop(conn);
-    p.cleanup().await;
-    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    finish(p, &dir).await;
 }
 
 /// The keys under `prefix` in the S3 bucket (moto answers unsigned listings).
@@ -548,11 +576,7 @@ fn verify(p: &Platform, args: &[&str]) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn scheduled_backups_are_taken_once_each_across_a_sigkill_and_verify_restores_them() {
     let (key, dir) = backup_dirs();
-    // A pg_dump that takes its time, so the kill lands in the middle of one.
-    let slow = dir.parent().unwrap().join("slow-pg_dump");
-    std::fs::write(&slow, "#!/bin/sh\nsleep 2\nexec pg_dump \"$@\"\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let slow = slow_pg_dump(2);
     let log = dir.parent().unwrap().join("serve.log");
     let mut p = Platform::start(Options {
         process: true,
@@ -567,7 +591,7 @@ async fn scheduled_backups_are_taken_once_each_across_a_sigkill_and_verify_resto
             ("BACKUP_TICK_SECS", "1".into()),
             ("BACKUP_LEASE_SECS", "3".into()),
             ("BACKUP_CONCURRENCY", "1".into()),
-            ("PG_DUMP", slow.display().to_string()),
+            ("PG_DUMP", slow),
         ],
         ..Options::default()
     })
@@ -697,18 +721,12 @@ async fn scheduled_backups_are_taken_once_each_across_a_sigkill_and_verify_resto
         );
     }
     assert!(!out.contains(KEY));
-    p.cleanup().await;
-    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    finish(p, &dir).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_instance_s_backups_are_its_owner_s_alone_and_backups_by_hand_are_rate_limited() {
-    let (key, dir) = backup_dirs();
-    let p = Platform::start(Options {
-        extra: local_backups(&key, &dir),
-        ..Options::default()
-    })
-    .await;
+    let (p, dir) = with_backups(false, vec![]).await;
     let alice = p
         .verified_member(
             &format!("alice-{}@test.invalid", random(6)),
@@ -826,18 +844,12 @@ async fn an_instance_s_backups_are_its_owner_s_alone_and_backups_by_hand_are_rat
             .any(|x| x["id"] == backup),
         "{all}"
     );
-    p.cleanup().await;
-    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    finish(p, &dir).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_retention_policy_keeps_the_newest_of_each_day_and_deletes_the_rest() {
-    let (key, dir) = backup_dirs();
-    let mut p = Platform::start(Options {
-        extra: local_backups(&key, &dir),
-        ..Options::default()
-    })
-    .await;
+    let (mut p, dir) = with_backups(false, vec![]).await;
     let id = p.create_active(&subdomain("retain")).await;
     let tenant = tenant_id(&id);
     // Ten earlier days of scheduled backups (their files stand in for the
@@ -924,33 +936,18 @@ async fn the_retention_policy_keeps_the_newest_of_each_day_and_deletes_the_rest(
             assert!(gone, "{key} still there");
         }
     }
-    p.cleanup().await;
-    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    finish(p, &dir).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_cut_short_by_a_sigkill_resumes_and_ends_with_the_backup_s_data() {
-    let (key, dir) = backup_dirs();
     // The safety backup's pg_dump takes its time: the kill lands during it.
-    let slow = dir.parent().unwrap().join("slow-pg_dump");
-    std::fs::write(&slow, "#!/bin/sh\nsleep 3\nexec pg_dump \"$@\"\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut extra = local_backups(&key, &dir);
-    extra.extend([
-        ("PG_DUMP", slow.display().to_string()),
+    let extra = vec![
+        ("PG_DUMP", slow_pg_dump(3)),
         ("BACKUP_LEASE_SECS", "3".into()),
-    ]);
-    let mut p = Platform::start(Options {
-        process: true,
-        extra,
-        ..Options::default()
-    })
-    .await;
-    let sub = subdomain("cut");
-    let id = p.create_active(&sub).await;
-    let db = tenant_id(&id).database_name();
-    write_data(&p, &id, &db, 30).await;
+    ];
+    let (mut p, dir) = with_backups(true, extra).await;
+    let (sub, id, db) = instance_with_data(&p, "cut", 30).await;
     let backup = take_backup(&p, &id).await["id"].as_i64().unwrap();
     let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
     add_notes(&mut conn, 7).await;
@@ -996,6 +993,5 @@ async fn a_restore_cut_short_by_a_sigkill_resumes_and_ends_with_the_backup_s_dat
     .unwrap();
     assert_eq!(pre, 1);
     assert_eq!(sealed_files(&dir).len(), 2, "{:?}", sealed_files(&dir));
-    p.cleanup().await;
-    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+    finish(p, &dir).await;
 }
