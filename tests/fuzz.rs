@@ -20,8 +20,16 @@ fn examples() -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs schemathesis: run scripts/fuzz"]
 async fn every_operation_keeps_its_documented_contract_under_fuzzing() {
+    // Backups on, so their operations answer from their handlers.
+    let backups = std::env::temp_dir().join(format!("fpt-fuzz-backups-{}", random(10)));
+    std::fs::create_dir_all(&backups).unwrap();
+    std::fs::write(backups.join("key"), "cd".repeat(32)).unwrap();
     let p = Platform::start(Options {
         extra: vec![
+            ("BACKUP_KEY_FILE", backups.join("key").display().to_string()),
+            ("BACKUP_DIR", backups.join("store").display().to_string()),
+            ("BACKUP_SCHEDULE", "off".into()),
+            ("BACKUP_TICK_SECS", "1".into()),
             // Reach the handlers' own rules rather than the login limit; 429 is
             // documented everywhere anyway.
             ("RATE_LIMIT_LOGIN", "100000".into()),
@@ -55,4 +63,5 @@ async fn every_operation_keeps_its_documented_contract_under_fuzzing() {
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["role"], "admin", "{me}");
     p.cleanup().await;
+    let _ = std::fs::remove_dir_all(&backups);
 }
