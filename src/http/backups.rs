@@ -8,6 +8,11 @@
 //! A download or restore checks the stored file first (its SHA-256 against
 //! the manifest, then every chunk's seal): a damaged or altered backup is
 //! refused with 422 before a byte of it is used.
+//!
+//! Taking, restoring and deleting are `pub(crate)` operations
+//! (`request_backup`, `restore_backup`, `delete_backups_now`) that the
+//! handlers here and the backup pages (`web::instances`) both call, so the
+//! rules, rate limits and audit entries are the same either way.
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
@@ -30,7 +35,7 @@ use super::{ApiRouter, AppState};
 use crate::domain::{DesiredState, TenantId, TenantStatus};
 use crate::provision::backup::BackupError;
 use crate::reconcile::backups::BackupService;
-use crate::store::audit::{self, Entry};
+use crate::store::audit::{self, Entry, Origin};
 use crate::store::backups::{self, kind, BackupRow};
 use crate::store::restores::{self, RestoreRow};
 use crate::store::tenants::{self, NewTenant, Tenant};
@@ -159,10 +164,11 @@ pub struct RestoreList {
     pub data: Vec<RestoreView>,
 }
 
-fn service(state: &AppState) -> Result<&BackupService, ApiError> {
+pub(crate) fn service(state: &AppState) -> Result<&BackupService, ApiError> {
     state.backups.as_ref().ok_or_else(|| {
-        ApiError::Unavailable(
-            "backups are off on this platform (no BACKUP_KEY_FILE); ask its operator".into(),
+        ApiError::conflict(
+            "backups_off",
+            "backups are off on this platform (no BACKUP_KEY_FILE); ask its operator",
         )
     })
 }
@@ -191,7 +197,7 @@ fn no_backup() -> ApiError {
     ApiError::NotFound("no such backup".into())
 }
 
-async fn load_backup(
+pub(crate) async fn load_backup(
     state: &AppState,
     caller: &Caller,
     path: &BackupPath,
@@ -205,12 +211,15 @@ async fn load_backup(
 }
 
 /// A backup that can be read: complete, with its object.
-fn readable(b: &BackupRow) -> Result<(String, String), ApiError> {
+pub(crate) fn readable(b: &BackupRow) -> Result<(String, String), ApiError> {
     match (&b.object_key, &b.sha256) {
         (Some(key), Some(sha)) if b.complete() => Ok((key.clone(), sha.clone())),
         _ => Err(ApiError::conflict(
             "backup_unavailable",
-            format!("backup {} is {}; only a complete backup can be used", b.id, b.status),
+            format!(
+                "backup {} is {}; only a complete backup can be used",
+                b.id, b.status
+            ),
         )),
     }
 }
@@ -223,7 +232,9 @@ fn refused(e: BackupError) -> ApiError {
             details: json!({ "field": "backup", "rule": "integrity" }),
         },
         BackupError::Storage(crate::provision::storage::StorageError::Missing(m)) => {
-            ApiError::Gone(format!("the backup object {m} is no longer in the backup storage"))
+            ApiError::Gone(format!(
+                "the backup object {m} is no longer in the backup storage"
+            ))
         }
         other => ApiError::Internal(other.to_string()),
     }
@@ -242,10 +253,15 @@ pub async fn list(
     let rows = backups::of_tenant(&state.pool, path.0, 200).await?;
     Ok(Json(BackupList {
         data: rows.into_iter().map(BackupView::from).collect(),
-        kept_until: (tenant.desired_state == DesiredState::Destroyed)
-            .then_some(tenant.backups_kept_until)
-            .flatten(),
+        kept_until: kept_until(&tenant),
     }))
+}
+
+/// Until when a destroyed instance's backups are kept (None while it lives).
+pub(crate) fn kept_until(tenant: &Tenant) -> Option<DateTime<Utc>> {
+    (tenant.desired_state == DesiredState::Destroyed)
+        .then_some(tenant.backups_kept_until)
+        .flatten()
 }
 
 /// Takes a backup of the instance now (at most one per BACKUP_MANUAL_INTERVAL).
@@ -253,17 +269,29 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/backups", operation_id = "backups.create", tag = "backups",
     params(("id" = Uuid, Path, description = "tenant id")),
     responses((status = 202, body = BackupView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the instance is destroyed or has no data yet"),
-        (status = 429, body = ErrorBody, description = "a backup by hand was asked for too recently, or is still running"),
-        (status = 503, body = ErrorBody, description = "backups are off on this platform")))]
+        (status = 409, body = ErrorBody, description = "the instance is destroyed or has no data yet, or backups are off on this platform (`backups_off`)"),
+        (status = 429, body = ErrorBody, description = "a backup by hand was asked for too recently, or is still running")))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Client(origin): Client,
     path: TenantPath,
 ) -> Result<(StatusCode, Json<BackupView>), ApiError> {
-    let svc = service(&state)?;
-    let tenant = load_visible(&state, &caller, &path).await?;
+    let row = request_backup(&state, &caller, &origin, &path).await?;
+    Ok((StatusCode::ACCEPTED, Json(row.into())))
+}
+
+/// Queues a backup by hand of the instance, if it has data and the owner's
+/// rate limit allows (admins are exempt from the interval): the API's
+/// `create` and the backups page's button both come through here.
+pub(crate) async fn request_backup(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    path: &TenantPath,
+) -> Result<BackupRow, ApiError> {
+    let svc = service(state)?;
+    let tenant = load_visible(state, caller, path).await?;
     if tenant.desired_state == DesiredState::Destroyed || tenant.status == TenantStatus::Destroyed {
         return Err(ApiError::conflict(
             "tenant_destroyed",
@@ -300,8 +328,13 @@ pub async fn create(
     let row = backups::request(&state.pool, path.0, kind::MANUAL, Some(caller.user.id)).await?;
     svc.wake();
     let entry = Entry::new(Some(caller.user.id), "backup.create").on("tenant", tenant.id);
-    audit::record(&state.pool, &origin, entry.with(json!({ "backupId": row.id }))).await?;
-    Ok((StatusCode::ACCEPTED, Json(row.into())))
+    audit::record(
+        &state.pool,
+        origin,
+        entry.with(json!({ "backupId": row.id })),
+    )
+    .await?;
+    Ok(row)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -323,7 +356,20 @@ pub async fn delete_all(
     Client(origin): Client,
     path: TenantPath,
 ) -> Result<(StatusCode, Json<BackupsDeleted>), ApiError> {
-    let tenant = load_visible(&state, &caller, &path).await?;
+    let deleting = delete_backups_now(&state, &caller, &origin, &path).await?;
+    Ok((StatusCode::ACCEPTED, Json(BackupsDeleted { deleting })))
+}
+
+/// Ends a destroyed instance's grace period now, so the backup service
+/// deletes its backups at its next turn; returns how many are going. The
+/// API's `deleteAll` and the backups page's button both come through here.
+pub(crate) async fn delete_backups_now(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    path: &TenantPath,
+) -> Result<usize, ApiError> {
+    let tenant = load_visible(state, caller, path).await?;
     if tenant.desired_state != DesiredState::Destroyed {
         return Err(ApiError::conflict(
             "tenant_live",
@@ -340,9 +386,9 @@ pub async fn delete_all(
         svc.wake();
     }
     let entry = Entry::new(Some(caller.user.id), "backup.delete_all").on("tenant", tenant.id);
-    audit::record(&state.pool, &origin, entry).await?;
+    audit::record(&state.pool, origin, entry).await?;
     tracing::info!(tenant_id = %tenant.id, deleting, "owner asked for the backups to be deleted now");
-    Ok((StatusCode::ACCEPTED, Json(BackupsDeleted { deleting })))
+    Ok(deleting)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -360,10 +406,9 @@ pub struct DownloadQuery {
     params(("id" = Uuid, Path, description = "tenant id"), ("backupId" = i64, Path, description = "backup id"), DownloadQuery),
     responses((status = 200, content_type = "application/octet-stream", description = "the dump (`format=dump`) or SQL (`format=sql`)"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the backup is not complete (pending, failed or deleted)"),
+        (status = 409, body = ErrorBody, description = "the backup is not complete (pending, failed or deleted), or backups are off on this platform (`backups_off`)"),
         (status = 410, body = ErrorBody, description = "the backup's file is gone from the storage"),
-        (status = 422, body = ErrorBody, description = "unknown format, or the stored file is damaged or altered (checksum or seal)"),
-        (status = 503, body = ErrorBody, description = "backups are off on this platform")))]
+        (status = 422, body = ErrorBody, description = "unknown format, or the stored file is damaged or altered (checksum or seal)")))]
 pub async fn download(
     State(state): State<AppState>,
     caller: Caller,
@@ -375,7 +420,13 @@ pub async fn download(
     let sql = match q.format.as_deref().unwrap_or("dump") {
         "dump" => false,
         "sql" => true,
-        _ => return Err(ApiError::validation("format", "enum", "format must be dump or sql")),
+        _ => {
+            return Err(ApiError::validation(
+                "format",
+                "enum",
+                "format must be dump or sql",
+            ))
+        }
     };
     let (tenant, backup) = load_backup(&state, &caller, &path).await?;
     let (key, sha) = readable(&backup)?;
@@ -383,23 +434,36 @@ pub async fn download(
     b.check(&key, &sha, None).await.map_err(refused)?;
     let plain = b.open(b.object_stream(&key).await.map_err(refused)?);
     let (body, ext, mime) = if sql {
-        let out = b.sql(plain).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let out = b
+            .sql(plain)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         (Body::from_stream(out), "sql", "application/sql")
     } else {
         (Body::from_stream(plain), "dump", "application/octet-stream")
     };
     let entry = Entry::new(Some(caller.user.id), "backup.download").on("tenant", tenant.id);
-    audit::record(&state.pool, &origin, entry.with(json!({ "backupId": backup.id, "format": ext }))).await?;
+    audit::record(
+        &state.pool,
+        &origin,
+        entry.with(json!({ "backupId": backup.id, "format": ext })),
+    )
+    .await?;
     let name = format!(
         "{}-backup-{}-{}.{ext}",
         tenant.subdomain,
         backup.id,
-        backup.completed_at.unwrap_or(backup.created_at).format("%Y%m%dT%H%M%SZ")
+        backup
+            .completed_at
+            .unwrap_or(backup.created_at)
+            .format("%Y%m%dT%H%M%SZ")
     );
     Ok((
         [
             (header::CONTENT_TYPE, mime.to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
         body,
@@ -427,9 +491,9 @@ pub struct RestoreRequest {
     request_body = RestoreRequest,
     responses((status = 202, body = RestoreView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "tenant quota reached (a restore into a new instance)"),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the backup is not complete, another action is in progress, or the subdomain is taken"),
+        (status = 409, body = ErrorBody, description = "the backup is not complete, another action is in progress, the subdomain is taken, or backups are off on this platform (`backups_off`)"),
         (status = 422, body = ErrorBody, description = "invalid `into` or `subdomain`"),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody, description = "backups are off on this platform")))]
+        (status = 429, body = ErrorBody)))]
 pub async fn restore(
     State(state): State<AppState>,
     caller: Caller,
@@ -437,8 +501,23 @@ pub async fn restore(
     path: BackupPath,
     ApiJson(body): ApiJson<RestoreRequest>,
 ) -> Result<(StatusCode, Json<RestoreView>), ApiError> {
-    service(&state)?;
-    let (tenant, backup) = load_backup(&state, &caller, &path).await?;
+    let row = restore_backup(&state, &caller, &origin, &path, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(row.into())))
+}
+
+/// Records a restore of a complete backup: into the instance itself (active
+/// or stopped, nothing else in progress) or into a new instance (the owner's
+/// quota, a free subdomain). The reconciler does the work. The API's
+/// `restore` and the restore page both come through here.
+pub(crate) async fn restore_backup(
+    state: &AppState,
+    caller: &Caller,
+    origin: &Origin,
+    path: &BackupPath,
+    body: RestoreRequest,
+) -> Result<RestoreRow, ApiError> {
+    service(state)?;
+    let (tenant, backup) = load_backup(state, caller, path).await?;
     readable(&backup)?;
     state
         .limits
@@ -455,10 +534,20 @@ pub async fn restore(
             ))
         }
         Some("same") => false,
-        Some(_) => return Err(ApiError::validation("into", "enum", "into must be same or new")),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "into",
+                "enum",
+                "into must be same or new",
+            ))
+        }
     };
     if !into_new && body.subdomain.is_some() {
-        return Err(ApiError::validation("subdomain", "unused", "subdomain is only for into: \"new\""));
+        return Err(ApiError::validation(
+            "subdomain",
+            "unused",
+            "subdomain is only for into: \"new\"",
+        ));
     }
     let mut tx = state.pool.begin().await?;
     let row = if into_new {
@@ -513,24 +602,29 @@ pub async fn restore(
         if !matches!(current.status, TenantStatus::Active | TenantStatus::Stopped) {
             return Err(ApiError::conflict(
                 "invalid_state",
-                format!("the instance is {}; only an active or stopped instance can be restored", current.status),
+                format!(
+                    "the instance is {}; only an active or stopped instance can be restored",
+                    current.status
+                ),
             ));
         }
         let row = restores::begin(&mut tx, &current, backup.id, false, Some(caller.user.id))
             .await
-            .on_conflict(|| ApiError::conflict("restore_in_progress", "a restore is already in progress"))?;
+            .on_conflict(|| {
+                ApiError::conflict("restore_in_progress", "a restore is already in progress")
+            })?;
         tx.commit().await?;
         row
     };
     let entry = Entry::new(Some(caller.user.id), "backup.restore").on("tenant", row.tenant_id);
     audit::record(
         &state.pool,
-        &origin,
+        origin,
         entry.with(json!({ "backupId": backup.id, "from": tenant.id, "intoNew": into_new })),
     )
     .await?;
     tracing::info!(tenant_id = %row.tenant_id, backup_id = backup.id, into_new, "restore requested");
-    Ok((StatusCode::ACCEPTED, Json(row.into())))
+    Ok(row)
 }
 
 /// The instance's restores, newest first.
@@ -629,6 +723,11 @@ pub async fn admin_health(
     caller: Caller,
 ) -> Result<Json<BackupHealth>, ApiError> {
     caller.require_admin()?;
+    Ok(Json(backup_health(&state).await?))
+}
+
+/// The backup health report: the admin API's and the admin backups page's.
+pub(crate) async fn backup_health(state: &AppState) -> Result<BackupHealth, ApiError> {
     let cfg = &state.config.backups;
     let interval = cfg.schedule().ok().flatten().map(|s| s.interval + s.spread);
     let now = Utc::now();
@@ -658,11 +757,14 @@ pub async fn admin_health(
             }
         })
         .collect();
-    Ok(Json(BackupHealth {
+    Ok(BackupHealth {
         enabled: state.backups.is_some(),
-        storage: state.backups.as_ref().map(|s| s.backups().storage().name().to_owned()),
+        storage: state
+            .backups
+            .as_ref()
+            .map(|s| s.backups().storage().name().to_owned()),
         schedule: cfg.backup_schedule.clone(),
         unhealthy: data.iter().filter(|h| h.overdue || h.failures > 0).count(),
         data,
-    }))
+    })
 }
