@@ -93,12 +93,16 @@ pub enum Notice {
     MessageSent,
     KeyRevoked,
     RoleChanged,
+    BackupRequested,
+    BackupsDeleting,
+    RestoreStarted,
+    RestoreIntoNew,
 }
 
 const NOTICE_COOKIE: &str = "fp_notice";
 
 impl Notice {
-    const ALL: [Notice; 16] = [
+    const ALL: [Notice; 20] = [
         Self::SignedOut,
         Self::SignedIn,
         Self::PasswordChanged,
@@ -115,6 +119,10 @@ impl Notice {
         Self::MessageSent,
         Self::KeyRevoked,
         Self::RoleChanged,
+        Self::BackupRequested,
+        Self::BackupsDeleting,
+        Self::RestoreStarted,
+        Self::RestoreIntoNew,
     ];
 
     fn code(self) -> &'static str {
@@ -135,6 +143,10 @@ impl Notice {
             Self::MessageSent => "message-sent",
             Self::KeyRevoked => "key-revoked",
             Self::RoleChanged => "role-changed",
+            Self::BackupRequested => "backup-requested",
+            Self::BackupsDeleting => "backups-deleting",
+            Self::RestoreStarted => "restore-started",
+            Self::RestoreIntoNew => "restore-into-new",
         }
     }
 
@@ -166,6 +178,18 @@ impl Notice {
             Self::MessageSent => "Your message is sent. We answer by email.",
             Self::KeyRevoked => "The API key is revoked.",
             Self::RoleChanged => "The user's role is changed.",
+            Self::BackupRequested => {
+                "Backup requested. It is taken in the background; the list below shows when it is complete."
+            }
+            Self::BackupsDeleting => {
+                "The backups are being deleted. The instance can no longer be brought back."
+            }
+            Self::RestoreStarted => {
+                "The restore has begun: the current data is backed up first, then replaced, and the instance restarts. The status below updates as it happens."
+            }
+            Self::RestoreIntoNew => {
+                "A new instance is being made from the backup. Its status below updates as it happens."
+            }
         }
     }
 

@@ -1,11 +1,12 @@
 //! The admin pages (admins only; anyone else signed in gets the 403 page):
 //! an overview, every instance with its owner (`instances`), users and their
 //! roles (`users`), the audit log with filters (`audit`), the database servers
-//! (`servers`) and the orphan sweep (`orphans`). Each calls the admin API's own operations and store queries
+//! (`servers`), backup health (`backups`) and the orphan sweep (`orphans`). Each calls the admin API's own operations and store queries
 //! (`http::admin`), so a rule such as "an admin cannot demote themselves" lives
 //! in one place.
 
 mod audit;
+mod backups;
 mod instances;
 mod orphans;
 mod servers;
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(orphans::router())
         .merge(servers::router())
+        .merge(backups::router())
 }
 
 #[derive(Template, WebTemplate)]

@@ -40,7 +40,7 @@ struct ActionResult {
     message: String,
 }
 
-fn is_htmx(headers: &HeaderMap) -> bool {
+pub(super) fn is_htmx(headers: &HeaderMap) -> bool {
     headers.get("hx-request").is_some_and(|v| v == "true")
 }
 
@@ -137,7 +137,22 @@ pub struct DestroyPage {
     url: String,
     confirm: String,
     hint: String,
+    /// How long the backups outlive the instance, when backups are on.
+    backups_kept: Option<String>,
     errors: FieldErrors,
+}
+
+/// "Its backups are kept for 30 days, until …", from BACKUP_DESTROYED_GRACE
+/// (the date `destroy_confirmed` sets if it is confirmed now).
+fn backups_kept(state: &AppState) -> Option<String> {
+    state.backups.as_ref()?;
+    let grace = state.config.backups.backup_destroyed_grace;
+    let until = chrono::Utc::now() + chrono::Duration::from_std(grace).ok()?;
+    Some(format!(
+        "Its backups are kept for {}, until {}; you can bring it back from them until then.",
+        super::backups::duration_words(grace),
+        super::backups::when(&until)
+    ))
 }
 
 pub async fn destroy_page(
@@ -157,6 +172,7 @@ pub async fn destroy_page(
         hint: format!("Type {} exactly.", tenant.subdomain),
         subdomain: tenant.subdomain,
         confirm: String::new(),
+        backups_kept: backups_kept(&state),
         errors: FieldErrors::new(),
     })
 }
@@ -205,6 +221,7 @@ pub async fn destroy(
         hint: format!("Type {} exactly.", tenant.subdomain),
         subdomain: tenant.subdomain,
         confirm: form.confirm,
+        backups_kept: backups_kept(&state),
         errors,
     };
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())

@@ -1,14 +1,18 @@
 //! The owner's instance pages: the dashboard (every instance of the signed-in
 //! user, with live status badges, usage and quick actions), one instance's page
 //! (status, setup link, usage charts, alerts, deployment history), its
-//! settings, the destroy confirmation, and the SSE stream that keeps the
-//! badges live. The rules are the API's: actions go through
-//! `http::tenants::actions`, visibility through `http::tenants::load_visible`.
+//! settings, the destroy confirmation, its backups and the restore
+//! confirmation, and the SSE stream that keeps the badges live. The rules are
+//! the API's: actions go through `http::tenants::actions`, backups and
+//! restores through `http::backups`, visibility through
+//! `http::tenants::load_visible`.
 
 mod actions;
+mod backups;
 mod chart;
 mod dashboard;
 mod instance;
+mod restore;
 mod settings;
 mod stream;
 
@@ -40,6 +44,16 @@ pub fn router() -> Router<AppState> {
         .route(
             "/instances/{id}/settings",
             get(settings::settings_page).post(settings::save),
+        )
+        .route(
+            "/instances/{id}/backups",
+            get(backups::backups_page).post(backups::back_up_now),
+        )
+        .route("/instances/{id}/backups/live", get(backups::live))
+        .route("/instances/{id}/backups/delete", post(backups::delete_now))
+        .route(
+            "/instances/{id}/backups/{backup}/restore",
+            get(restore::restore_page).post(restore::restore),
         )
 }
 
