@@ -433,12 +433,14 @@ impl Backups {
         .await;
         let fed = fed.await.unwrap_or(Ok(()));
         let restore_status = pg_restore.wait().await?;
-        let restored = piped.is_ok() && fed.is_ok() && restore_status.success();
+        let mut restored = piped.is_ok() && fed.is_ok() && restore_status.success();
         if restored {
             // Only a whole script is committed; anything short of it ends
-            // without COMMIT and Postgres rolls it back.
+            // without COMMIT and Postgres rolls it back (psql still exits 0
+            // then: a tail that did not go through is a failure here).
             let tail = format!("{}\nCOMMIT;\n", row_check(at, counts));
-            let _ = psql_in.write_all(tail.as_bytes()).await;
+            restored = psql_in.write_all(tail.as_bytes()).await.is_ok()
+                && psql_in.flush().await.is_ok();
         }
         drop(psql_in);
         let psql_status = psql.wait().await?;

@@ -848,6 +848,12 @@ impl TenantDatabases {
                 .execute(&mut conn)
                 .await
                 .step("begin the backup's snapshot")?;
+            // Counting a large table may outlast DDL_STATEMENT_TIMEOUT; this
+            // transaction only reads.
+            sqlx::query("SET LOCAL statement_timeout = 0")
+                .execute(&mut conn)
+                .await
+                .step("begin the backup's snapshot")?;
             let id: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
                 .fetch_one(&mut conn)
                 .await

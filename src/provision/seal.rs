@@ -128,16 +128,19 @@ impl Sealer {
         self.pending.extend_from_slice(data);
         let mut out = self.start();
         let encryptor = self.encryptor.as_mut().expect("push after finish");
-        while self.pending.len() > CHUNK {
+        // Whole chunks are sealed where they lie; what is left moves once.
+        let mut at = 0;
+        while self.pending.len() - at > CHUNK {
             let sealed = encryptor
                 .encrypt_next(Payload {
-                    msg: &self.pending[..CHUNK],
+                    msg: &self.pending[at..at + CHUNK],
                     aad: &self.header,
                 })
                 .expect("sealing a chunk below the STREAM counter's limit");
             out.extend_from_slice(&sealed);
-            self.pending.drain(..CHUNK);
+            at += CHUNK;
         }
+        self.pending.drain(..at);
         out
     }
 
@@ -210,17 +213,19 @@ impl Opener {
         self.pending.extend_from_slice(data);
         let mut out = Vec::new();
         let decryptor = self.decryptor.as_mut().expect("header read");
-        while self.pending.len() > CHUNK + TAG {
+        let mut at = 0;
+        while self.pending.len() - at > CHUNK + TAG {
             let plain = decryptor
                 .decrypt_next(Payload {
-                    msg: &self.pending[..CHUNK + TAG],
+                    msg: &self.pending[at..at + CHUNK + TAG],
                     aad: &self.header,
                 })
                 .map_err(|_| SealError::Tampered(self.chunk))?;
             self.chunk += 1;
             out.extend_from_slice(&plain);
-            self.pending.drain(..CHUNK + TAG);
+            at += CHUNK + TAG;
         }
+        self.pending.drain(..at);
         Ok(out)
     }
 
