@@ -833,6 +833,23 @@ async fn an_instance_s_backups_are_its_owner_s_alone_and_backups_by_hand_are_rat
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
     assert_eq!(bad["error"]["details"]["field"], "subdomain");
+    // An instance that ended in error can be restored too (its data may be why).
+    sqlx::query("UPDATE tenants SET status = 'error', last_error = 'broken' WHERE id = $1")
+        .bind(tenant_id(a).0)
+        .execute(&p.pool)
+        .await
+        .unwrap();
+    let (status, r) = p
+        .request_as(
+            Some(&alice.key),
+            Method::POST,
+            &format!("{}/{backup}/restore", backups_of(a)),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{r}");
+    assert_eq!(wait_restore(&p, a, r["id"].as_i64().unwrap()).await["phase"], "done");
+    p.wait_status(a, "active", Duration::from_secs(60)).await;
     // The admin sees every backup.
     let (status, all) = p.request(Method::GET, "/api/v1/admin/backups", None).await;
     assert_eq!(status, StatusCode::OK, "{all}");

@@ -599,11 +599,15 @@ pub(crate) async fn restore_backup(
                 format!("another action ({action}) is in progress; wait for it to finish"),
             ));
         }
-        if !matches!(current.status, TenantStatus::Active | TenantStatus::Stopped) {
+        // An instance in error (its data broke it, say) is one a restore may mend.
+        if !matches!(
+            current.status,
+            TenantStatus::Active | TenantStatus::Stopped | TenantStatus::Error
+        ) {
             return Err(ApiError::conflict(
                 "invalid_state",
                 format!(
-                    "the instance is {}; only an active or stopped instance can be restored",
+                    "the instance is {}; only an active, stopped or failed instance can be restored",
                     current.status
                 ),
             ));
