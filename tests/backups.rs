@@ -848,7 +848,10 @@ async fn an_instance_s_backups_are_its_owner_s_alone_and_backups_by_hand_are_rat
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{r}");
-    assert_eq!(wait_restore(&p, a, r["id"].as_i64().unwrap()).await["phase"], "done");
+    assert_eq!(
+        wait_restore(&p, a, r["id"].as_i64().unwrap()).await["phase"],
+        "done"
+    );
     p.wait_status(a, "active", Duration::from_secs(60)).await;
     // The admin sees every backup.
     let (status, all) = p.request(Method::GET, "/api/v1/admin/backups", None).await;
@@ -1010,5 +1013,60 @@ async fn a_restore_cut_short_by_a_sigkill_resumes_and_ends_with_the_backup_s_dat
     .unwrap();
     assert_eq!(pre, 1);
     assert_eq!(sealed_files(&dir).len(), 2, "{:?}", sealed_files(&dir));
+    finish(p, &dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_in_progress_holds_only_read_locks_and_the_tenant_keeps_writing() {
+    // A pg_dump whose reader is slow: it stalls mid-dump, its locks held.
+    let slow = std::env::temp_dir().join(format!("fpt-stalled-pg_dump-{}", random(10)));
+    std::fs::write(&slow, "#!/bin/sh\npg_dump \"$@\" | { sleep 4; cat; }\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (p, dir) = with_backups(false, vec![("PG_DUMP", slow.display().to_string())]).await;
+    // Enough rows that the dump outgrows the pipe and waits on it.
+    let (_, id, db) = instance_with_data(&p, "busy", 20_000).await;
+    let (status, b) = p
+        .request(Method::POST, &format!("/api/v1/tenants/{id}/backups"), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let modes: Vec<String> = loop {
+        let modes: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE a.application_name = 'fresco-platform-backup' AND a.datname = $1
+                AND l.locktype = 'relation'",
+        )
+        .bind(&db)
+        .fetch_all(&p.pool)
+        .await
+        .unwrap();
+        if !modes.is_empty() {
+            break modes;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backup's pg_dump never held a lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(modes, vec!["AccessShareLock".to_owned()]);
+    // Meanwhile the app writes, and no statement waits on a lock.
+    let mut conn = p.connect_as_tenant(&id, &db).await.unwrap();
+    sqlx::raw_sql(
+        "SET lock_timeout = '200ms';
+         INSERT INTO notes (body) VALUES ('during the backup');
+         UPDATE notes SET body = 'changed' WHERE id = 1;
+         DELETE FROM notes WHERE id = 2;
+         INSERT INTO \"Interview\" (id) VALUES ('iv-during');",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("the tenant's writes wait on nothing during a backup");
+    drop(conn);
+    let done = wait_backup(&p, &id, b["id"].as_i64().unwrap(), "complete").await;
+    // The backup is of its snapshot: the rows as they were when it began.
+    assert_eq!(done["rowCounts"]["notes"], 20_000, "{done:#}");
+    let _ = std::fs::remove_file(&slow);
     finish(p, &dir).await;
 }
