@@ -73,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Tenants(args) => std::process::exit(cli::tenants(args).await),
         Command::Metrics(args) => std::process::exit(cli::metrics(args).await),
         Command::DbServers(args) => std::process::exit(cli::db_servers(args).await),
+        Command::Healthcheck(args) => std::process::exit(cli::healthcheck(args).await),
         Command::Backups(args) => {
             if matches!(args.command, cli::BackupsCommand::Verify(_)) {
                 init_logging(LogFormat::Text);

@@ -1074,3 +1074,33 @@ _stack_schemathesis() {
     || { _stack_warn "pip install failed; retrying once"; sleep 5; "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"; } \
     || _stack_die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
 }
+
+# check-jsonschema (PyPI, pinned) in .local/jsonschema-venv, for the compose file's
+# check against the Compose Specification's schema (vendored in compose/schema/; the
+# test tests/platform_image.rs runs it). Prints the program's path.
+STACK_CHECK_JSONSCHEMA_VERSION=0.39.0
+stack_check_jsonschema() {
+  bash -euo pipefail -c 'source "$1"; _stack_settings; _stack_check_jsonschema' stack_check_jsonschema "$STACK_LIB" || return $?
+  echo "$STACK_LOCAL/jsonschema-venv/bin/check-jsonschema"
+}
+
+_stack_check_jsonschema() {
+  local venv="$STACK_LOCAL/jsonschema-venv" python=/usr/bin/python3
+  if [ "$("$venv/bin/check-jsonschema" --version 2>/dev/null || true)" = "check-jsonschema, version $STACK_CHECK_JSONSCHEMA_VERSION" ]; then
+    return 0
+  fi
+  [ -x "$python" ] || _stack_apt_install python3
+  if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
+    rm -rf "$venv"
+    if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      _stack_apt_install python3-venv
+      "$python" -m venv "$venv" || _stack_die "could not create .local/jsonschema-venv"
+    fi
+  fi
+  _stack_log "pip install check-jsonschema==$STACK_CHECK_JSONSCHEMA_VERSION (.local/jsonschema-venv)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$STACK_CHECK_JSONSCHEMA_VERSION" \
+    || { _stack_warn "pip install failed; retrying once"; sleep 5;
+         "$venv/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$STACK_CHECK_JSONSCHEMA_VERSION"; } \
+    || _stack_die "pip install check-jsonschema==$STACK_CHECK_JSONSCHEMA_VERSION failed"
+}

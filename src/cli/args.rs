@@ -40,6 +40,21 @@ pub enum Command {
     DbServers(DbServersArgs),
     /// Backups: recovery tests (`verify`) and a new sealing key (`new-key`).
     Backups(BackupsArgs),
+    /// GET the platform's /api/health: exit 0 on a 200, 1 otherwise (the
+    /// container image's HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// `fresco-platform healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The URL to probe [default: http://<LISTEN_ADDR>/api/health, on loopback
+    /// when LISTEN_ADDR is 0.0.0.0 or ::].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The address `serve` listens on [default: 127.0.0.1:8080].
+    #[arg(long, env = "LISTEN_ADDR")]
+    pub listen_addr: Option<std::net::SocketAddr>,
 }
 
 /// `fresco-platform backups`.

@@ -15,6 +15,7 @@ pub mod args;
 mod backups;
 mod db_servers;
 mod failure;
+mod healthcheck;
 mod logs;
 mod metrics;
 pub mod sse;
@@ -22,6 +23,7 @@ mod tenants;
 
 pub use args::{
     BackupVerifyArgs, BackupsArgs, BackupsCommand, Cli, ClientOptions, Command, CreateAdminArgs, DbServerAddArgs, DbServersArgs, DbServersCommand,
+    HealthcheckArgs,
     LogsArgs, MetricsArgs, TenantsArgs, TenantsCommand,
 };
 
@@ -62,6 +64,11 @@ pub async fn metrics(args: MetricsArgs) -> i32 {
 /// Recovery tests of backups, or a new key; returns the exit code.
 pub async fn backups(args: BackupsArgs) -> i32 {
     finish(backups::run(args).await)
+}
+
+/// Probes the platform's health endpoint; returns the exit code.
+pub async fn healthcheck(args: HealthcheckArgs) -> i32 {
+    healthcheck::run(&args).await
 }
 
 fn finish(result: Result<(), Failure>) -> i32 {
