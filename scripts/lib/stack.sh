@@ -696,21 +696,52 @@ EOF
       _stack_die "port $port answers but no PgBouncer of these scripts runs there (.local/$name/pgbouncer.pid); set FP_PGBOUNCER*_PORT to a free port"
     fi
     _stack_log "starting PgBouncer .local/$name on port $port (log: .local/$name/pgbouncer.log)"
-    rm -f "$pidfile"
-    # One descriptor per client and per server connection: runuser starts it with
-    # a soft limit of 1024, below max_client_conn; raise it (to the hard limit at most).
-    # shellcheck disable=SC2016  # expanded by the inner shell
-    _stack_as_pg sh -c 'want=$(( $1 * 2 + 100 )); hard=$(ulimit -Hn)
-      if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then want=$hard; fi
-      ulimit -Sn "$want" && exec "$2" -d -q "$3"' pgbouncer "$STACK_PGB_MAX_CLIENT_CONN" "$STACK_PGBOUNCER_BIN" "$ini" \
-      || { tail -n 20 "$log" >&2 || true; _stack_die "PgBouncer did not start; see .local/$name/pgbouncer.log"; }
+    _stack_pgbouncer_spawn "$name" "$ini"
   fi
+  _stack_pgbouncer_answers "$name" "$port"
+  # The port is in the kernel's ephemeral range: an outgoing connection that holds it
+  # on IPv4 when PgBouncer starts leaves it listening on IPv6 only ("cannot listen on
+  # 0.0.0.0"), unreachable for tenants and tests. Start it again until it has both.
+  local tries=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -le 10 ] || _stack_die "PgBouncer .local/$name listens on IPv6 only: 0.0.0.0:$port stays taken; set FP_PGBOUNCER*_PORT to another port"
+    _stack_warn "PgBouncer .local/$name got no IPv4 listener on port $port (it was taken at its start); restarting it"
+    pid="$(_stack_pgbouncer_pid "$pidfile")"
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    sleep 1
+    _stack_pgbouncer_spawn "$name" "$ini"
+    _stack_pgbouncer_answers "$name" "$port"
+  done
+}
+
+# Starts the PgBouncer of .local/NAME on its config (as user postgres).
+#   _stack_pgbouncer_spawn NAME INI
+_stack_pgbouncer_spawn() {
+  local name="$1" ini="$2" dir="$STACK_LOCAL/$1"
+  rm -f "$dir/pgbouncer.pid"
+  # One descriptor per client and per server connection: runuser starts it with
+  # a soft limit of 1024, below max_client_conn; raise it (to the hard limit at most).
+  # shellcheck disable=SC2016  # expanded by the inner shell
+  _stack_as_pg sh -c 'want=$(( $1 * 2 + 100 )); hard=$(ulimit -Hn)
+    if [ "$hard" != unlimited ] && [ "$hard" -lt "$want" ]; then want=$hard; fi
+    ulimit -Sn "$want" && exec "$2" -d -q "$3"' pgbouncer "$STACK_PGB_MAX_CLIENT_CONN" "$STACK_PGBOUNCER_BIN" "$ini" \
+    || { tail -n 20 "$dir/pgbouncer.log" >&2 || true; _stack_die "PgBouncer did not start; see .local/$name/pgbouncer.log"; }
+}
+
+# Waits for the admin console of the PgBouncer of .local/NAME.
+#   _stack_pgbouncer_answers NAME PORT
+_stack_pgbouncer_answers() {
+  local name="$1" port="$2"
   for _ in $(seq 1 50); do
     _stack_pgbouncer_admin "$name" "$port" -c 'SHOW VERSION' >/dev/null 2>&1 && return 0
     sleep 0.2
   done
-  tail -n 20 "$log" >&2 || true
-  _stack_die "PgBouncer's admin console does not answer on $run (port $port); see .local/$name/pgbouncer.log"
+  tail -n 20 "$STACK_LOCAL/$name/pgbouncer.log" >&2 || true
+  _stack_die "PgBouncer's admin console does not answer on $STACK_LOCAL/$name/run (port $port); see .local/$name/pgbouncer.log"
 }
 
 # The pid of the PgBouncer a pid file names, when that process is alive and is one
