@@ -323,7 +323,10 @@ fn compose_references(text: &str) -> Vec<PathBuf> {
             let path = item.split(':').next().unwrap();
             found.push(compose.join(path));
         } else if let Some(path) = item.strip_prefix("file: ") {
-            found.push(compose.join(path.trim()));
+            // An operator's own file (a secret), named by a variable: not in the repository.
+            if !path.contains("${") {
+                found.push(compose.join(path.trim()));
+            }
         } else if let Some(path) = item.strip_prefix("context: ") {
             context = compose.join(path.trim());
             found.push(context.clone());

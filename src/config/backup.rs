@@ -64,7 +64,11 @@ pub struct BackupConfig {
     #[arg(long, env = "BACKUP_STORAGE", value_enum, default_value = "local")]
     pub backup_storage: StorageKind,
     /// The local backup directory.
-    #[arg(long, env = "BACKUP_DIR", default_value = "/var/lib/fresco-platform/backups")]
+    #[arg(
+        long,
+        env = "BACKUP_DIR",
+        default_value = "/var/lib/fresco-platform/backups"
+    )]
     pub backup_dir: PathBuf,
     /// S3 endpoint URL (unset: AWS itself); `http://` is allowed for a local one.
     #[arg(long, env = "BACKUP_S3_ENDPOINT")]
@@ -118,10 +122,12 @@ impl BackupConfig {
 
     /// The schedule, or None when scheduled backups are off.
     pub fn schedule(&self) -> Result<Option<Schedule>, String> {
-        Ok(parse_schedule(&self.backup_schedule)?.map(|interval| Schedule {
-            interval,
-            spread: self.backup_spread,
-        }))
+        Ok(
+            parse_schedule(&self.backup_schedule)?.map(|interval| Schedule {
+                interval,
+                spread: self.backup_spread,
+            }),
+        )
     }
 
     pub(crate) fn s3_secret(&self) -> Result<Option<String>, StorageError> {
@@ -132,9 +138,13 @@ impl BackupConfig {
                     path.display()
                 ))
             })?;
-            return Ok(Some(text.trim().to_owned()));
+            let secret = text.trim();
+            return Ok((!secret.is_empty()).then(|| secret.to_owned()));
         }
-        Ok(self.backup_s3_secret_access_key.clone())
+        Ok(self
+            .backup_s3_secret_access_key
+            .clone()
+            .filter(|s| !s.is_empty()))
     }
 
     pub fn work_dir(&self) -> PathBuf {

@@ -53,7 +53,9 @@ impl BackupStorage {
                     StorageError::Config(format!("BACKUP_DIR {}: {e}", dir.display()))
                 })?;
                 let store = LocalFileSystem::new_with_prefix(dir)
-                    .map_err(|e| StorageError::Config(format!("BACKUP_DIR {}: {e}", dir.display())))?
+                    .map_err(|e| {
+                        StorageError::Config(format!("BACKUP_DIR {}: {e}", dir.display()))
+                    })?
                     .with_automatic_cleanup(true);
                 Ok(Self {
                     store: Arc::new(store),
@@ -62,20 +64,24 @@ impl BackupStorage {
             }
             StorageKind::S3 => {
                 let need = |v: &Option<String>, name: &str| {
-                    v.clone()
-                        .ok_or_else(|| StorageError::Config(format!("BACKUP_STORAGE=s3 needs {name}")))
+                    v.clone().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                        StorageError::Config(format!("BACKUP_STORAGE=s3 needs {name}"))
+                    })
                 };
                 let bucket = need(&cfg.backup_s3_bucket, "BACKUP_S3_BUCKET")?;
                 let mut b = AmazonS3Builder::new()
                     .with_bucket_name(&bucket)
                     .with_region(&cfg.backup_s3_region)
-                    .with_access_key_id(need(&cfg.backup_s3_access_key_id, "BACKUP_S3_ACCESS_KEY_ID")?)
+                    .with_access_key_id(need(
+                        &cfg.backup_s3_access_key_id,
+                        "BACKUP_S3_ACCESS_KEY_ID",
+                    )?)
                     .with_secret_access_key(cfg.s3_secret()?.ok_or_else(|| {
                         StorageError::Config(
                             "BACKUP_STORAGE=s3 needs BACKUP_S3_SECRET_ACCESS_KEY(_FILE)".into(),
                         )
                     })?);
-                if let Some(endpoint) = &cfg.backup_s3_endpoint {
+                if let Some(endpoint) = cfg.backup_s3_endpoint.as_ref().filter(|e| !e.is_empty()) {
                     b = b
                         .with_endpoint(endpoint)
                         .with_allow_http(endpoint.starts_with("http://"))
@@ -144,10 +150,14 @@ impl BackupStorage {
         &self,
         key: &str,
     ) -> Result<BoxStream<'static, Result<Bytes, StorageError>>, StorageError> {
-        let got = self.store.get(&ObjectPath::from(key)).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => StorageError::Missing(key.to_owned()),
-            e => self.failed(e),
-        })?;
+        let got = self
+            .store
+            .get(&ObjectPath::from(key))
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => StorageError::Missing(key.to_owned()),
+                e => self.failed(e),
+            })?;
         let this = self.clone();
         Ok(got.into_stream().map_err(move |e| this.failed(e)).boxed())
     }
