@@ -879,7 +879,7 @@ _stack_s3() {
 
 # moto[server] (pinned) in .local/s3-venv, unless that version is there already.
 _stack_install_moto() {
-  local venv="$STACK_LOCAL/s3-venv" python=/usr/bin/python3
+  local venv="$STACK_LOCAL/s3-venv"
   # Package metadata only (importing moto takes a second): moto, and the server
   # extra's Flask and Flask-CORS.
   # shellcheck disable=SC2016  # Python, not shell
@@ -888,22 +888,7 @@ import importlib.metadata as m
 print(m.version("moto")); m.version("flask"); m.version("flask-cors")' 2>/dev/null || true)" = "$STACK_MOTO_VERSION" ]; then
     return 0
   fi
-  # Debian's own interpreter, as for .local/fuzz-venv: a venv of it keeps clear of
-  # the system's packages (PEP 668) and of whatever pyenv is active.
-  [ -x "$python" ] || _stack_apt_install python3
-  if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
-    rm -rf "$venv"
-    if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
-      rm -rf "$venv"
-      _stack_apt_install python3-venv
-      "$python" -m venv "$venv" || _stack_die "could not create .local/s3-venv"
-    fi
-  fi
-  _stack_log "pip install moto[server]==$STACK_MOTO_VERSION (.local/s3-venv)"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$STACK_MOTO_VERSION" \
-    || { _stack_warn "pip install failed; retrying once"; sleep 5;
-         "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$STACK_MOTO_VERSION"; } \
-    || _stack_die "pip install moto[server]==$STACK_MOTO_VERSION failed"
+  _stack_pip_venv s3-venv "moto[server]==$STACK_MOTO_VERSION"
   [ -x "$venv/bin/moto_server" ] || _stack_die "moto[server] installed but .local/s3-venv/bin/moto_server is missing"
 }
 
@@ -1083,27 +1068,14 @@ stack_wrk() {
 }
 
 _stack_schemathesis() {
-  local venv="$STACK_LOCAL/fuzz-venv" python
+  local venv="$STACK_LOCAL/fuzz-venv"
   if [ "$("$venv/bin/st" --version 2>/dev/null || true)" = "st, version $SCHEMATHESIS_VERSION" ]; then
     return 0
   fi
-  # Debian's own interpreter where there is one: some later 3.11 builds (pyenv's
-  # 3.11.7) fail with "AST constructor recursion depth mismatch" when schemathesis
-  # generates in two worker threads.
-  python=/usr/bin/python3
-  [ -x "$python" ] || _stack_apt_install python3
-  if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
-    rm -rf "$venv"
-    if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
-      rm -rf "$venv"
-      _stack_apt_install python3-venv
-      "$python" -m venv "$venv" || _stack_die "could not create .local/fuzz-venv"
-    fi
-  fi
-  _stack_log "pip install schemathesis==$SCHEMATHESIS_VERSION (.local/fuzz-venv)"
-  "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION" \
-    || { _stack_warn "pip install failed; retrying once"; sleep 5; "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"; } \
-    || _stack_die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
+  # (Debian's interpreter: some later 3.11 builds, pyenv's 3.11.7, fail with "AST
+  # constructor recursion depth mismatch" when schemathesis generates in two worker
+  # threads.)
+  _stack_pip_venv fuzz-venv "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
 # check-jsonschema (PyPI, pinned) in .local/jsonschema-venv, for the compose file's
@@ -1116,22 +1088,31 @@ stack_check_jsonschema() {
 }
 
 _stack_check_jsonschema() {
-  local venv="$STACK_LOCAL/jsonschema-venv" python=/usr/bin/python3
+  local venv="$STACK_LOCAL/jsonschema-venv"
   if [ "$("$venv/bin/check-jsonschema" --version 2>/dev/null || true)" = "check-jsonschema, version $STACK_CHECK_JSONSCHEMA_VERSION" ]; then
     return 0
   fi
+  _stack_pip_venv jsonschema-venv "check-jsonschema==$STACK_CHECK_JSONSCHEMA_VERSION"
+}
+
+# Installs a pinned PyPI requirement into .local/VENV, a venv of Debian's own
+# interpreter: it keeps clear of the system's packages (PEP 668) and of whatever
+# pyenv is active. pip is tried twice (the network may hiccup).
+#   _stack_pip_venv VENV REQUIREMENT
+_stack_pip_venv() {
+  local venv="$STACK_LOCAL/$1" want="$2" python=/usr/bin/python3
   [ -x "$python" ] || _stack_apt_install python3
   if ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
     rm -rf "$venv"
     if ! "$python" -m venv "$venv" >/dev/null 2>&1; then
       rm -rf "$venv"
       _stack_apt_install python3-venv
-      "$python" -m venv "$venv" || _stack_die "could not create .local/jsonschema-venv"
+      "$python" -m venv "$venv" || _stack_die "could not create .local/$1"
     fi
   fi
-  _stack_log "pip install check-jsonschema==$STACK_CHECK_JSONSCHEMA_VERSION (.local/jsonschema-venv)"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$STACK_CHECK_JSONSCHEMA_VERSION" \
+  _stack_log "pip install $want (.local/$1)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$want" \
     || { _stack_warn "pip install failed; retrying once"; sleep 5;
-         "$venv/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$STACK_CHECK_JSONSCHEMA_VERSION"; } \
-    || _stack_die "pip install check-jsonschema==$STACK_CHECK_JSONSCHEMA_VERSION failed"
+         "$venv/bin/pip" install --quiet --disable-pip-version-check "$want"; } \
+    || _stack_die "pip install $want failed"
 }
