@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 mod api;
+pub mod backups;
 pub mod browser;
 mod fuzz;
 pub mod hardening;
