@@ -189,3 +189,87 @@ async fn tenant_list_is_paginated() {
     assert_eq!(body["meta"]["total"], 3);
     p.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tenant_list_pages_by_cursor_without_skipping_or_repeating_while_tenants_are_added() {
+    let p = Platform::start(Options::default()).await;
+    let owner: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users LIMIT 1")
+        .fetch_one(&p.pool)
+        .await
+        .unwrap();
+    // Settled rows (destroyed, nothing for the reconciler to do), a minute apart.
+    let insert = |minutes_ago: i64, sub: String| {
+        let pool = p.pool.clone();
+        async move {
+            let id = uuid::Uuid::new_v4();
+            sqlx::query(
+                "INSERT INTO tenants (id, user_id, tenant_identifier, subdomain, status, desired_state,
+                                      observed_generation, created_at)
+                 VALUES ($1, $2, $3, $4, 'destroyed', 'destroyed', 1, now() - make_interval(mins => $5))",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(id.simple().to_string())
+            .bind(sub)
+            .bind(minutes_ago as i32)
+            .execute(&pool)
+            .await
+            .unwrap();
+            id.to_string()
+        }
+    };
+    let mut expected = Vec::new();
+    for n in 1..=7 {
+        expected.push(insert(n * 10, format!("{}-{n}", subdomain("page"))).await);
+    }
+    let page = |query: String| {
+        let p = &p;
+        async move {
+            let (status, body) = p
+                .request(
+                    Method::GET,
+                    &format!("/api/v1/tenants?status=destroyed&perPage=3{query}"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let ids: Vec<String> = body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_owned())
+                .collect();
+            (ids, body["meta"].clone())
+        }
+    };
+    let (first, meta) = page(String::new()).await;
+    assert_eq!(first, expected[..3]);
+    assert_eq!(meta["total"], 7);
+    let cursor = meta["nextCursor"].as_str().expect("a next page").to_owned();
+    // A newer tenant arrives between pages: it does not push anything into the
+    // next page twice.
+    insert(0, subdomain("newest")).await;
+    let (second, meta) = page(format!("&after={cursor}")).await;
+    assert_eq!(second, expected[3..6]);
+    let cursor = meta["nextCursor"].as_str().expect("a next page").to_owned();
+    let (third, meta) = page(format!("&after={cursor}")).await;
+    assert_eq!(third, expected[6..]);
+    assert!(meta.get("nextCursor").is_none(), "{meta}");
+    // Cursors that are not ours, and a cursor with a page number, are refused.
+    for bad in [
+        "&after=nonsense",
+        "&after=12_zz",
+        &format!("&after={cursor}&page=2"),
+    ] {
+        let (status, body) = p
+            .request(
+                Method::GET,
+                &format!("/api/v1/tenants?perPage=3{bad}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert_eq!(body["error"]["details"]["field"], "after", "{body}");
+    }
+    p.cleanup().await;
+}

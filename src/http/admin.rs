@@ -129,6 +129,7 @@ pub async fn list_users(
             page,
             per_page,
             total,
+            next_cursor: None,
         },
     }))
 }
@@ -214,6 +215,7 @@ pub async fn audit_log(
             page,
             per_page,
             total,
+            next_cursor: None,
         },
     }))
 }

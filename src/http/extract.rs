@@ -166,6 +166,9 @@ pub struct PageMeta {
     pub page: i64,
     pub per_page: i64,
     pub total: i64,
+    /// Where a list that pages by cursor goes on (`?after=`); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Parses RFC 3339 or a relative duration (`90s`, `10m`, `2h`, `1d`) into a time.

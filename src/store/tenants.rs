@@ -173,6 +173,9 @@ pub struct ListFilter<'a> {
     pub status: Option<&'a str>,
     /// Substring of the subdomain.
     pub search: Option<&'a str>,
+    /// Keyset pagination: only tenants after this one in the list's order
+    /// (newest first): its `created_at` and id.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
 }
 
 pub async fn list(
@@ -183,14 +186,20 @@ pub async fn list(
 ) -> Result<(Vec<Tenant>, i64), StoreError> {
     const WHERE: &str = "($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)
         AND ($3::text IS NULL OR strpos(subdomain, lower($3)) > 0)";
+    // A page is read off the newest-first index: after a cursor, from where it
+    // points, instead of counting past `offset` rows.
     let rows = sqlx::query_as::<_, Tenant>(&format!(
-        "SELECT {COLUMNS} FROM tenants WHERE {WHERE} ORDER BY created_at DESC, id LIMIT $4 OFFSET $5"
+        "SELECT {COLUMNS} FROM tenants WHERE {WHERE}
+            AND ($6::timestamptz IS NULL OR created_at < $6 OR (created_at = $6 AND id > $7))
+          ORDER BY created_at DESC, id LIMIT $4 OFFSET $5"
     ))
     .bind(filter.owner)
     .bind(filter.status)
     .bind(filter.search)
     .bind(limit)
     .bind(offset)
+    .bind(filter.after.map(|a| a.0))
+    .bind(filter.after.map(|a| a.1))
     .fetch_all(pool)
     .await?;
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM tenants WHERE {WHERE}"))

@@ -112,6 +112,7 @@ pub async fn deployments_list(
             page,
             per_page,
             total,
+            next_cursor: None,
         },
     }))
 }

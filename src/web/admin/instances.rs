@@ -81,6 +81,7 @@ async fn instances(
         owner: None,
         status: (!status.is_empty()).then_some(status),
         search: (!search.is_empty()).then_some(search.as_str()),
+        after: None,
     };
     let (tenants, total) =
         tenants::list(&state.pool, &filter, PER_PAGE, (page - 1) * PER_PAGE).await?;

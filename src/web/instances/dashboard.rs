@@ -105,6 +105,7 @@ pub async fn build(
         owner: Some(caller.user.id),
         status: Some(status.as_str()).filter(|s| !s.is_empty()),
         search: Some(search.as_str()).filter(|s| !s.is_empty()),
+        after: None,
     };
     let seen = chrono::Utc::now().timestamp_millis();
     let (found, _) = tenants::list(&state.pool, &filter, MAX_SHOWN, 0).await?;
