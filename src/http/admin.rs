@@ -128,7 +128,7 @@ pub async fn list_users(
         meta: PageMeta {
             page,
             per_page,
-            total,
+            total: Some(total),
             next_cursor: None,
         },
     }))
@@ -214,7 +214,7 @@ pub async fn audit_log(
         meta: PageMeta {
             page,
             per_page,
-            total,
+            total: Some(total),
             next_cursor: None,
         },
     }))

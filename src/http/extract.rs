@@ -165,7 +165,10 @@ impl Page {
 pub struct PageMeta {
     pub page: i64,
     pub per_page: i64,
-    pub total: i64,
+    /// How many there are in all (absent on a page after a cursor: the first
+    /// page said).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
     /// Where a list that pages by cursor goes on (`?after=`); absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,

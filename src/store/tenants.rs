@@ -178,20 +178,27 @@ pub struct ListFilter<'a> {
     pub after: Option<(DateTime<Utc>, Uuid)>,
 }
 
+/// A page of the tenants `filter` selects, newest first (ties by id), and,
+/// unless the page is after a cursor (the caller has it from the first), how
+/// many there are in all.
 pub async fn list(
     pool: &PgPool,
     filter: &ListFilter<'_>,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<Tenant>, i64), StoreError> {
+) -> Result<(Vec<Tenant>, Option<i64>), StoreError> {
     const WHERE: &str = "($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)
         AND ($3::text IS NULL OR strpos(subdomain, lower($3)) > 0)";
-    // A page is read off the newest-first index: after a cursor, from where it
-    // points, instead of counting past `offset` rows.
+    // Read off the newest-first index: after a cursor, as a range of it
+    // (a row comparison the index serves), not by counting past rows.
+    let keyset = if filter.after.is_some() {
+        "AND (created_at, id) < ($6, $7)"
+    } else {
+        "AND $6::timestamptz IS NULL AND $7::uuid IS NULL"
+    };
     let rows = sqlx::query_as::<_, Tenant>(&format!(
-        "SELECT {COLUMNS} FROM tenants WHERE {WHERE}
-            AND ($6::timestamptz IS NULL OR created_at < $6 OR (created_at = $6 AND id > $7))
-          ORDER BY created_at DESC, id LIMIT $4 OFFSET $5"
+        "SELECT {COLUMNS} FROM tenants WHERE {WHERE} {keyset}
+          ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
     ))
     .bind(filter.owner)
     .bind(filter.status)
@@ -202,13 +209,16 @@ pub async fn list(
     .bind(filter.after.map(|a| a.1))
     .fetch_all(pool)
     .await?;
+    if filter.after.is_some() {
+        return Ok((rows, None));
+    }
     let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM tenants WHERE {WHERE}"))
         .bind(filter.owner)
         .bind(filter.status)
         .bind(filter.search)
         .fetch_one(pool)
         .await?;
-    Ok((rows, total))
+    Ok((rows, Some(total)))
 }
 
 /// Tenants the user owns that are not destroyed (nor being destroyed). Takes a

@@ -111,7 +111,7 @@ pub async fn deployments_list(
         meta: PageMeta {
             page,
             per_page,
-            total,
+            total: Some(total),
             next_cursor: None,
         },
     }))

@@ -106,7 +106,7 @@ async fn instances(
             "/admin/instances",
             &[("status", status), ("search", &search)],
             page,
-            total,
+            total.unwrap_or_default(),
         ),
         status: status.to_owned(),
         search,
