@@ -253,15 +253,8 @@ pub async fn list(
     let rows = backups::of_tenant(&state.pool, path.0, 200).await?;
     Ok(Json(BackupList {
         data: rows.into_iter().map(BackupView::from).collect(),
-        kept_until: kept_until(&tenant),
+        kept_until: tenant.backups_kept_until(),
     }))
-}
-
-/// Until when a destroyed instance's backups are kept (None while it lives).
-pub(crate) fn kept_until(tenant: &Tenant) -> Option<DateTime<Utc>> {
-    (tenant.desired_state == DesiredState::Destroyed)
-        .then_some(tenant.backups_kept_until)
-        .flatten()
 }
 
 /// Takes a backup of the instance now (at most one per BACKUP_MANUAL_INTERVAL).

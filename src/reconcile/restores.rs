@@ -150,20 +150,14 @@ impl Reconciler {
         let (Some(svc), Some(path)) = (self.inner.backups.as_ref(), self.fetched_path(r)) else {
             return Ok(());
         };
-        let (Some(key), Some(sha)) = (&backup.object_key, &backup.sha256) else {
+        let (Some(key), Some(sha), true) = (&backup.object_key, &backup.sha256, backup.complete())
+        else {
             return Err(crate::provision::storage::StorageError::Missing(format!(
                 "of backup {} (it is {})",
                 backup.id, backup.status
             ))
             .into());
         };
-        if !backup.complete() {
-            return Err(crate::provision::storage::StorageError::Missing(format!(
-                "of backup {} (it is {})",
-                backup.id, backup.status
-            ))
-            .into());
-        }
         svc.backups().check(key, sha, Some(&path)).await.map(|_| ())
     }
 

@@ -87,6 +87,13 @@ impl Tenant {
             isolation: self.db_isolation?,
         })
     }
+    /// Until when a destroyed (or destroying) tenant's backups are kept; None
+    /// while it is live.
+    pub fn backups_kept_until(&self) -> Option<DateTime<Utc>> {
+        (self.desired_state == DesiredState::Destroyed)
+            .then_some(self.backups_kept_until)
+            .flatten()
+    }
     /// The owner's intent has been fully applied and nothing is in flight.
     pub fn converged(&self) -> bool {
         self.observed_generation >= self.generation && self.current_action.is_none()

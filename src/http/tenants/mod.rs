@@ -167,9 +167,7 @@ fn view(state: &AppState, t: &Tenant) -> TenantView {
         recent_deployments: None,
         metrics: None,
         resource_alert: t.resource_alert.clone(),
-        backups_kept_until: (t.desired_state == crate::domain::DesiredState::Destroyed)
-            .then_some(t.backups_kept_until)
-            .flatten(),
+        backups_kept_until: t.backups_kept_until(),
     }
 }
 

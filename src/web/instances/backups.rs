@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::actions::is_htmx;
 use super::{visible, Badge};
 use crate::domain::TenantStatus;
-use crate::http::backups::{delete_backups_now, kept_until, request_backup};
+use crate::http::backups::{delete_backups_now, request_backup};
 use crate::http::caller::Caller;
 use crate::http::client::Client;
 use crate::http::error::ApiError;
@@ -132,7 +132,7 @@ impl BackupsRegion {
         let destroyed = t.desired_state == crate::domain::DesiredState::Destroyed;
         // A destroyed instance whose grace period is over: its backups are
         // being deleted.
-        let expiring = kept_until(t).is_some_and(|k| k <= Utc::now());
+        let expiring = t.backups_kept_until().is_some_and(|k| k <= Utc::now());
         let busy = rows.iter().any(|b| match b.status.as_str() {
             "pending" | "running" => true,
             "complete" | "failed" => expiring,
@@ -197,7 +197,7 @@ async fn page(
         badge: Badge::of(t),
         enabled: state.backups.is_some(),
         destroyed: region.destroyed,
-        kept_until: kept_until(t).map(|k| when(&k)),
+        kept_until: t.backups_kept_until().map(|k| when(&k)),
         schedule: cfg
             .schedule()
             .ok()
